@@ -19,6 +19,7 @@ pub mod pow;
 pub mod receipt;
 pub mod reply;
 pub mod seal;
+pub mod sealed;
 pub mod wordlist;
 
 pub use error::{Error, Result};
