@@ -68,4 +68,23 @@ mod tests {
             assert_eq!(lang.index_of(words[1234]), Some(1234));
         }
     }
+
+    #[test]
+    fn lists_match_the_hashes_pinned_in_the_spec() {
+        use sha2::{Digest, Sha256};
+        // docs/protocol.md#word-lists
+        let pinned = [
+            (
+                include_str!("../wordlists/id.txt"),
+                "8d0a5302617ff07094b0f947c26fbcc993a8de899f64b84dfff93dc83d04d03e",
+            ),
+            (
+                include_str!("../wordlists/en.txt"),
+                "ecbb520fde473f4270ed9a4068272a199d0bc8275c8f50e7695575e851a0c309",
+            ),
+        ];
+        for (text, hash) in pinned {
+            assert_eq!(hex::encode(Sha256::digest(text.as_bytes())), hash);
+        }
+    }
 }
