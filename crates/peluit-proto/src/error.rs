@@ -37,12 +37,20 @@ pub enum Error {
     /// A key manifest was refused; the rejection says which rule it broke.
     #[error("manifest rejected: {0}")]
     ManifestRejected(crate::manifest::Rejection),
+    /// A report or follow-up breaks a rule of its form or of the protocol; the problem
+    /// names the question or attachment position, never the content.
+    #[error("report refused: {0}")]
+    ReportRefused(crate::envelope::ReportProblem),
     /// A receipt could not be read; the error says how to correct it.
     #[error("{0}")]
     Receipt(crate::receipt::ReceiptError),
     /// A sealing or streaming call was made out of order or with inconsistent lengths.
     #[error("invalid use: {0}")]
     InvalidUse(&'static str),
+    /// A bundle was refused or could not be read or written; the error says which rule
+    /// it broke (docs/protocol.md#bundle).
+    #[error("bundle rejected: {0}")]
+    Bundle(crate::bundle::BundleError),
 }
 
 /// Result with the protocol error.

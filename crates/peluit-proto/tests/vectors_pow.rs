@@ -1,0 +1,312 @@
+//! Proof-of-work vectors (docs/protocol.md#pow): the first valid stamp for fixed resources
+//! and difficulties, and stamps a server must refuse. Run `--ignored write_pow_vectors`
+//! to rewrite.
+
+// Integration tests are test code: this lets clippy's allow-unwrap-in-tests cover the
+// helpers too.
+#![cfg(test)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use peluit_proto::Error;
+use peluit_proto::pow::{MAX_NONCE, Stamp};
+use sha2::{Digest, Sha256};
+
+const AREA: &str = "pow";
+
+/// One vector file: `name: value` header lines, a blank line, then the body to the end
+/// of the file (C2SP age testkit style).
+struct Vector {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Vector {
+    fn new(expect: &str) -> Self {
+        Self {
+            headers: vec![("expect".into(), expect.into())],
+            body: String::new(),
+        }
+    }
+
+    fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.headers.push((key.into(), value.to_string()));
+        self
+    }
+
+    fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    fn render(&self) -> String {
+        let mut text = String::new();
+        for (key, value) in &self.headers {
+            text.push_str(&format!("{key}: {value}\n"));
+        }
+        text.push('\n');
+        text.push_str(&self.body);
+        text
+    }
+
+    fn parse(text: &str) -> Self {
+        let (head, body) = text
+            .split_once("\n\n")
+            .expect("a blank line after the header");
+        let headers = head
+            .lines()
+            .map(|line| {
+                let (key, value) = line.split_once(": ").expect("a `name: value` header line");
+                (key.to_owned(), value.to_owned())
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(headers[0].0, "expect", "the first header is `expect`");
+        Self {
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("missing header {key}"))
+    }
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(AREA)
+}
+
+fn class(error: &Error) -> &'static str {
+    match error {
+        Error::IntegrityFailed(_) => "integrity failure",
+        Error::Malformed(_) => "malformed",
+        Error::UnsupportedVersion { .. } => "unsupported version",
+        other => panic!("no vector class for {other:?}"),
+    }
+}
+
+/// A fixed resource: SHA-256 of a label, standing in for the SHA-256 of a sealed envelope.
+fn resource(label: &str) -> [u8; 32] {
+    Sha256::digest(label.as_bytes()).into()
+}
+
+/// SHA-256("peluit/v1/pow\n" || resource || bits || nonce big-endian), spelled out here
+/// independently of the crate.
+fn stamp_hash(resource: &[u8; 32], bits: u8, nonce: u64) -> [u8; 32] {
+    let mut input = b"peluit/v1/pow\n".to_vec();
+    input.extend_from_slice(resource);
+    input.push(bits);
+    input.extend_from_slice(&nonce.to_be_bytes());
+    Sha256::digest(&input).into()
+}
+
+fn vector(
+    expect: &str,
+    comment: &str,
+    label: &str,
+    min_bits: u8,
+    bits: u8,
+    nonce: u64,
+    body: Option<String>,
+) -> Vector {
+    let resource = resource(label);
+    Vector::new(expect)
+        .with("comment", comment)
+        .with("resource", hex::encode(resource))
+        .with("min bits", min_bits)
+        .with("hash", hex::encode(stamp_hash(&resource, bits, nonce)))
+        .body(body.unwrap_or_else(|| format!(r#"{{"version":1,"bits":{bits},"nonce":{nonce}}}"#)))
+}
+
+/// Every vector, by file name, computed from the code under test.
+fn generate() -> BTreeMap<&'static str, Vector> {
+    let mut out = BTreeMap::new();
+    let mut minted = |name, label: &str, bits| {
+        let stamp = Stamp::mint(&resource(label), bits);
+        let comment = format!("the first stamp from nonce 0 at {bits} bits for SHA-256('{label}')");
+        out.insert(
+            name,
+            vector("success", &comment, label, bits, bits, stamp.nonce(), None),
+        );
+        stamp
+    };
+    minted("zero_bits", "peluit/v1 pow vector 0", 0);
+    minted("eight_bits", "peluit/v1 pow vector 8", 8);
+    let twelve = minted("twelve_bits", "peluit/v1 pow vector 12", 12);
+    minted("sixteen_bits", "peluit/v1 pow vector 16", 16);
+
+    let label = "peluit/v1 pow vector 12";
+    let weak = (0..)
+        .find(|&nonce| {
+            let hash = stamp_hash(&resource(label), 12, nonce);
+            u16::from_be_bytes([hash[0], hash[1]]) >> 4 != 0
+        })
+        .unwrap();
+    out.insert(
+        "fail_not_enough_zero_bits",
+        vector(
+            "integrity failure",
+            "the hash has fewer leading zero bits than the stamp claims",
+            label,
+            12,
+            12,
+            weak,
+            None,
+        ),
+    );
+    out.insert(
+        "fail_below_min_bits",
+        vector(
+            "integrity failure",
+            "a valid 12-bit stamp where the server asks for 13",
+            label,
+            13,
+            12,
+            twelve.nonce(),
+            None,
+        ),
+    );
+    out.insert(
+        "fail_other_resource",
+        vector(
+            "integrity failure",
+            "a valid stamp for one envelope presented with another",
+            "peluit/v1 pow vector 12, another envelope",
+            12,
+            12,
+            twelve.nonce(),
+            None,
+        ),
+    );
+    out.insert(
+        "fail_bits_over_max",
+        vector(
+            "malformed",
+            "a stamp may claim at most 40 bits",
+            label,
+            0,
+            41,
+            0,
+            None,
+        ),
+    );
+    out.insert(
+        "fail_nonce_over_max",
+        vector(
+            "malformed",
+            "nonces stop at 2^53 - 1 so that JavaScript reads them exactly",
+            label,
+            0,
+            0,
+            MAX_NONCE + 1,
+            None,
+        ),
+    );
+    out.insert(
+        "fail_whitespace",
+        vector(
+            "malformed",
+            "a space after a colon: not canonical JSON",
+            label,
+            12,
+            12,
+            twelve.nonce(),
+            Some(format!(
+                r#"{{"version":1,"bits": 12,"nonce":{}}}"#,
+                twelve.nonce()
+            )),
+        ),
+    );
+    out.insert(
+        "fail_version_2",
+        vector(
+            "unsupported version",
+            "version 2",
+            label,
+            12,
+            12,
+            twelve.nonce(),
+            Some(format!(
+                r#"{{"version":2,"bits":12,"nonce":{}}}"#,
+                twelve.nonce()
+            )),
+        ),
+    );
+    out
+}
+
+fn check(name: &str, vector: &Vector) {
+    let expect = vector.get("expect");
+    assert_eq!(
+        expect == "success",
+        !name.starts_with("fail_"),
+        "{name}: negative vectors are named fail_…"
+    );
+    let resource: [u8; 32] = hex::decode(vector.get("resource"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let min_bits: u8 = vector.get("min bits").parse().unwrap();
+    let outcome = Stamp::from_json(vector.body.as_bytes()).and_then(|stamp| {
+        assert_eq!(
+            hex::encode(stamp.digest(&resource)),
+            vector.get("hash"),
+            "{name}"
+        );
+        stamp.verify(&resource, min_bits).map(|()| stamp)
+    });
+    match outcome {
+        Ok(stamp) => {
+            assert_eq!(expect, "success", "{name}");
+            // Minting counts from 0, so the pinned stamp is the first valid one.
+            assert_eq!(Stamp::mint(&resource, stamp.bits()), stamp, "{name}");
+            assert_eq!(stamp.to_json(), vector.body.as_bytes(), "{name}");
+        }
+        Err(error) => assert_eq!(class(&error), expect, "{name}: {error}"),
+    }
+}
+
+#[test]
+fn every_pow_vector_holds() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir()).expect("the vector directory exists") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        check(
+            &name,
+            &Vector::parse(&std::fs::read_to_string(&path).unwrap()),
+        );
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} pow vectors");
+}
+
+#[test]
+fn pow_vectors_are_pinned() {
+    for (name, vector) in generate() {
+        let on_disk = std::fs::read_to_string(dir().join(name))
+            .unwrap_or_else(|_| panic!("{name} is missing; run --ignored write_pow_vectors"));
+        assert_eq!(
+            on_disk,
+            vector.render(),
+            "{name} differs from the code; if the change is intended, rewrite with --ignored write_pow_vectors"
+        );
+    }
+}
+
+#[test]
+#[ignore = "rewrites the committed vectors"]
+fn write_pow_vectors() {
+    std::fs::create_dir_all(dir()).unwrap();
+    for (name, vector) in generate() {
+        check(name, &vector);
+        std::fs::write(dir().join(name), vector.render()).unwrap();
+    }
+}

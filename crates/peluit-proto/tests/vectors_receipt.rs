@@ -1,0 +1,406 @@
+//! Receipt test vectors (docs/protocol.md#receipt): fixed entropy to words and keys, and
+//! typed receipts that must be refused. Run `--ignored write_receipt_vectors` to rewrite.
+
+// Integration tests are test code: this lets clippy's allow-unwrap-in-tests cover the
+// helpers too.
+#![cfg(test)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use peluit_proto::ids::InstitutionId;
+use peluit_proto::receipt::{ENTROPY_LEN, Receipt, ReceiptError};
+use peluit_proto::wordlist::Language;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+const AREA: &str = "receipt";
+
+/// One vector file: `name: value` header lines, a blank line, then the body to the end
+/// of the file (C2SP age testkit style).
+struct Vector {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Vector {
+    fn new(expect: &str) -> Self {
+        Self {
+            headers: vec![("expect".into(), expect.into())],
+            body: String::new(),
+        }
+    }
+
+    fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.headers.push((key.into(), value.to_string()));
+        self
+    }
+
+    fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    fn render(&self) -> String {
+        let mut text = String::new();
+        for (key, value) in &self.headers {
+            text.push_str(&format!("{key}: {value}\n"));
+        }
+        text.push('\n');
+        text.push_str(&self.body);
+        text
+    }
+
+    fn parse(text: &str) -> Self {
+        let (head, body) = text
+            .split_once("\n\n")
+            .expect("a blank line after the header");
+        let headers = head
+            .lines()
+            .map(|line| {
+                let (key, value) = line.split_once(": ").expect("a `name: value` header line");
+                (key.to_owned(), value.to_owned())
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(headers[0].0, "expect", "the first header is `expect`");
+        Self {
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    fn get(&self, key: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("missing header {key}"))
+    }
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(AREA)
+}
+
+fn entropy_of(label: &str) -> [u8; ENTROPY_LEN] {
+    Sha256::digest(label.as_bytes())[..ENTROPY_LEN]
+        .try_into()
+        .unwrap()
+}
+
+fn receipt(entropy: &[u8; ENTROPY_LEN]) -> Receipt {
+    Receipt::from_entropy(&Zeroizing::new(*entropy))
+}
+
+fn words(entropy: &[u8; ENTROPY_LEN], language: Language) -> Vec<String> {
+    receipt(entropy)
+        .words(language)
+        .split(' ')
+        .map(str::to_owned)
+        .collect()
+}
+
+fn success(
+    entropy: [u8; ENTROPY_LEN],
+    institution: &str,
+    language: Language,
+    comment: &str,
+    typed: String,
+) -> Vector {
+    let r = receipt(&entropy);
+    let keys = r.derive(&institution.parse().unwrap());
+    Vector::new("success")
+        .with("comment", comment)
+        .with("entropy", hex::encode(entropy))
+        .with("institution", institution)
+        .with("language", language.tag())
+        .with("words id", r.words(Language::Id).as_str())
+        .with("words en", r.words(Language::En).as_str())
+        .with("reply recipient", keys.reply_recipient())
+        .with("mailbox key", keys.mailbox_public_key())
+        .with("mailbox id", keys.mailbox_id())
+        .body(typed)
+}
+
+fn failure(error: &ReceiptError, comment: &str, typed: String) -> Vector {
+    let vector = match error {
+        ReceiptError::WordCount { found, .. } => Vector::new("word count").with("found", found),
+        ReceiptError::UnknownWord {
+            position,
+            suggestions,
+        } => Vector::new("unknown word")
+            .with("position", position)
+            .with("suggestions", suggestions.join(" ")),
+        ReceiptError::MixedLanguages { position } => {
+            Vector::new("mixed languages").with("position", position)
+        }
+        ReceiptError::Checksum => Vector::new("checksum"),
+        other => panic!("no vector class for {other:?}"),
+    };
+    vector.with("comment", comment).body(typed)
+}
+
+/// Every vector, by file name, computed from the code under test.
+fn generate() -> BTreeMap<&'static str, Vector> {
+    let mut out = BTreeMap::new();
+    let here = "itjen-contoh";
+    let counting: [u8; ENTROPY_LEN] = core::array::from_fn(|i| i as u8);
+    let fixed = entropy_of("peluit/v1 receipt vector");
+
+    out.insert(
+        "zeros_id",
+        success(
+            [0; ENTROPY_LEN],
+            here,
+            Language::Id,
+            "all-zero entropy, typed exactly as shown",
+            words(&[0; ENTROPY_LEN], Language::Id).join(" "),
+        ),
+    );
+    out.insert(
+        "ones_en",
+        success(
+            [0xff; ENTROPY_LEN],
+            here,
+            Language::En,
+            "all-one entropy, English words",
+            words(&[0xff; ENTROPY_LEN], Language::En).join(" "),
+        ),
+    );
+    let typed = words(&counting, Language::Id)
+        .iter()
+        .map(|w| w.to_uppercase())
+        .collect::<Vec<_>>()
+        .join(" - ");
+    out.insert(
+        "counting_id_upper_hyphens",
+        success(
+            counting,
+            here,
+            Language::Id,
+            "entropy 00 01 .. 0c, upper case, words joined by ' - '",
+            format!("  {typed}.\n"),
+        ),
+    );
+    let typed = words(&fixed, Language::En)
+        .iter()
+        .map(|w| w[..4].to_owned())
+        .collect::<Vec<_>>()
+        .join(",");
+    out.insert(
+        "fixed_en_prefixes",
+        success(
+            fixed,
+            here,
+            Language::En,
+            "entropy = SHA-256('peluit/v1 receipt vector')[..13], four-letter prefixes, commas",
+            typed,
+        ),
+    );
+    out.insert(
+        "fixed_id_other_institution",
+        success(
+            fixed,
+            "kpk",
+            Language::Id,
+            "the same receipt at another institution derives other keys",
+            words(&fixed, Language::Id).join("\t"),
+        ),
+    );
+
+    // Failures, all built from the fixed receipt's Indonesian words.
+    let list = words(&fixed, Language::Id);
+    let refuse = |typed: String| Receipt::parse(&typed).expect_err("a failure vector must fail");
+
+    let mut wrong = list.clone();
+    let index = Language::Id.index_of(&list[4]).unwrap();
+    wrong[4] = (1..2048)
+        .map(|step| Language::Id.words()[(usize::from(index) + step) % 2048].to_owned())
+        .find(|candidate| {
+            let mut typed = list.clone();
+            typed[4] = candidate.clone();
+            matches!(
+                Receipt::parse(&typed.join(" ")),
+                Err(ReceiptError::Checksum)
+            )
+        })
+        .unwrap();
+    let typed = wrong.join(" ");
+    out.insert(
+        "fail_checksum",
+        failure(
+            &refuse(typed.clone()),
+            "word 5 replaced by the next list word that breaks the checksum",
+            typed,
+        ),
+    );
+
+    let mut typo = list.clone();
+    let mut letters: Vec<char> = typo[2].chars().collect();
+    letters[1] = if letters[1] == 'x' { 'q' } else { 'x' };
+    typo[2] = letters.into_iter().collect();
+    let typed = typo.join(" ");
+    out.insert(
+        "fail_unknown_word",
+        failure(
+            &refuse(typed.clone()),
+            "word 3 has its second letter changed",
+            typed,
+        ),
+    );
+
+    let mut short = list.clone();
+    short[6] = short[6][..3].to_owned();
+    let typed = short.join(" ");
+    out.insert(
+        "fail_unknown_word_three_letters",
+        failure(
+            &refuse(typed.clone()),
+            "word 7 shortened to three letters, below the four-letter minimum",
+            typed,
+        ),
+    );
+
+    let typed = list[..9].join(" ");
+    out.insert(
+        "fail_word_count_nine",
+        failure(&refuse(typed.clone()), "the last word is missing", typed),
+    );
+    let typed = format!("{} {}", list.join(" "), list[0]);
+    out.insert(
+        "fail_word_count_eleven",
+        failure(&refuse(typed.clone()), "one word too many", typed),
+    );
+
+    let en = words(&fixed, Language::En);
+    let mut mixed = list.clone();
+    let j = (0..10)
+        .find(|&j| {
+            let mut t = list.clone();
+            t[j] = en[j].clone();
+            matches!(
+                Receipt::parse(&t.join(" ")),
+                Err(ReceiptError::MixedLanguages { .. })
+            )
+        })
+        .unwrap();
+    mixed[j] = en[j].clone();
+    let typed = mixed.join(" ");
+    out.insert(
+        "fail_mixed_languages",
+        failure(
+            &refuse(typed.clone()),
+            "one English word among Indonesian ones",
+            typed,
+        ),
+    );
+    out
+}
+
+fn check(name: &str, vector: &Vector) {
+    let expect = vector.get("expect");
+    if expect == "success" {
+        let entropy: [u8; ENTROPY_LEN] = hex::decode(vector.get("entropy"))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let r = receipt(&entropy);
+        assert_eq!(
+            r.words(Language::Id).as_str(),
+            vector.get("words id"),
+            "{name}"
+        );
+        assert_eq!(
+            r.words(Language::En).as_str(),
+            vector.get("words en"),
+            "{name}"
+        );
+        let (parsed, language) = Receipt::parse_with_language(&vector.body).unwrap();
+        assert_eq!(parsed.expose_entropy(), &entropy, "{name}");
+        assert_eq!(language.tag(), vector.get("language"), "{name}");
+        let institution: InstitutionId = vector.get("institution").parse().unwrap();
+        let keys = parsed.derive(&institution);
+        assert_eq!(
+            keys.reply_recipient().to_string(),
+            vector.get("reply recipient"),
+            "{name}"
+        );
+        assert_eq!(
+            keys.mailbox_public_key().to_string(),
+            vector.get("mailbox key"),
+            "{name}"
+        );
+        assert_eq!(
+            keys.mailbox_id().to_string(),
+            vector.get("mailbox id"),
+            "{name}"
+        );
+        return;
+    }
+    assert!(
+        name.starts_with("fail_"),
+        "{name}: negative vectors are named fail_…"
+    );
+    let error = Receipt::parse(&vector.body).expect_err(name);
+    match (expect, &error) {
+        ("word count", ReceiptError::WordCount { found, expected }) => {
+            assert_eq!(*expected, 10);
+            assert_eq!(found.to_string(), vector.get("found"), "{name}");
+        }
+        (
+            "unknown word",
+            ReceiptError::UnknownWord {
+                position,
+                suggestions,
+            },
+        ) => {
+            assert_eq!(position.to_string(), vector.get("position"), "{name}");
+            assert_eq!(suggestions.join(" "), vector.get("suggestions"), "{name}");
+        }
+        ("mixed languages", ReceiptError::MixedLanguages { position }) => {
+            assert_eq!(position.to_string(), vector.get("position"), "{name}");
+        }
+        ("checksum", ReceiptError::Checksum) => {}
+        _ => panic!("{name}: expected {expect}, got {error:?}"),
+    }
+}
+
+#[test]
+fn every_receipt_vector_holds() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir()).expect("the vector directory exists") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        check(
+            &name,
+            &Vector::parse(&std::fs::read_to_string(&path).unwrap()),
+        );
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} receipt vectors");
+}
+
+#[test]
+fn receipt_vectors_are_pinned() {
+    for (name, vector) in generate() {
+        let on_disk = std::fs::read_to_string(dir().join(name))
+            .unwrap_or_else(|_| panic!("{name} is missing; run --ignored write_receipt_vectors"));
+        assert_eq!(
+            on_disk,
+            vector.render(),
+            "{name} differs from the code; if the change is intended, rewrite with --ignored write_receipt_vectors"
+        );
+    }
+}
+
+#[test]
+#[ignore = "rewrites the committed vectors"]
+fn write_receipt_vectors() {
+    std::fs::create_dir_all(dir()).unwrap();
+    for (name, vector) in generate() {
+        check(name, &vector);
+        std::fs::write(dir().join(name), vector.render()).unwrap();
+    }
+}
