@@ -1,0 +1,325 @@
+//! `peluit-server`: `demo` (the README's run command), `serve` for real use, and `token`
+//! to issue and revoke investigator tokens. Errors are one line of what happened and
+//! one line of what to do.
+
+mod cli;
+
+use std::io::Read as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::Parser as _;
+use peluit_proto::ids::InstitutionId;
+use peluit_server::config::{Config, Overrides};
+use peluit_server::state::{AppState, today, verify_stored};
+use peluit_server::tokens::{IssuedToken, token_hash};
+use peluit_store::{CiphertextStore, ManifestBytes, SledStore, TokenHash};
+use zeroize::Zeroizing;
+
+use crate::cli::{Cli, Command, ConfigArgs, TokenAction};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = run(cli) {
+        eprintln!("peluit-server: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo { listen, dir } => runtime()?.block_on(demo(listen, dir)),
+        Command::Serve { config } => {
+            let config = load_config(&config)?;
+            runtime()?.block_on(serve(config))
+        }
+        Command::Token { action } => token(action),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+    };
+    Config::load(
+        args.config.as_deref(),
+        |k| std::env::var(k).ok(),
+        &overrides,
+    )
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Arc<SledStore>> {
+    SledStore::open(&config.data_dir)
+        .map(Arc::new)
+        .with_context(|| {
+            format!(
+                "cannot open the store in {}; is another peluit-server using it? Stop it, or \
+             check the directory's permissions",
+                config.data_dir.display()
+            )
+        })
+}
+
+fn spool_dir(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    let mut name = config
+        .data_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "store".into());
+    name.push(".spool");
+    let dir = config.data_dir.with_file_name(name);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the spool directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn serve_with(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    store: Arc<SledStore>,
+) -> anyhow::Result<()> {
+    let spool = spool_dir(&config)?;
+    // Loading manifests and the mailbox index reads the store: keep it off the runtime.
+    let state = tokio::task::spawn_blocking(move || {
+        AppState::new(store, config.institutions, config.limits, spool)
+    })
+    .await
+    .context("the start-up task failed")??;
+    for institution in state.institutions() {
+        if institution.current_opt().is_none() {
+            tracing::warn!(
+                institution = %institution.config.id,
+                "no manifest published yet; reports are refused until one is"
+            );
+        }
+    }
+    peluit_server::state::spawn_sweeper(state.clone());
+    peluit_server::serve(listener, state, shutdown_signal())
+        .await
+        .context("the server stopped with an error")
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let _ = peluit_server::logging::init(std::io::stderr);
+    let store = open_store(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; is the port in use? Choose another with --listen",
+                config.listen
+            )
+        })?;
+    tracing::info!(listen = %config.listen, "serving");
+    serve_with(config, listener, store).await
+}
+
+async fn demo(listen: std::net::SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
+    let _ = peluit_server::logging::init(std::io::stderr);
+    if !listen.ip().is_loopback() {
+        bail!(
+            "the demo only serves on a loopback address (127.0.0.1), not {listen}\n\
+             for real use run `peluit-server serve --config peluit.toml`"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {listen}; is the port in use? Choose another with --listen")
+        })?;
+    let bound = listener
+        .local_addr()
+        .context("the listener has an address")?;
+    let demo_dir = dir.clone();
+    // Key files, the manifest and the store are blocking work: off the runtime.
+    let (setup, store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let setup = peluit_server::demo::prepare(&demo_dir, bound, today())?;
+        let store = open_store(&setup.config)?;
+        let institution = &setup.config.institutions[0];
+        publish_if_new(
+            store.as_ref(),
+            &institution.id,
+            &setup.manifest.to_json(),
+            institution,
+        )?;
+        if let Some(hash) = setup.new_token_hash {
+            store
+                .put_token_hash(
+                    &institution.id,
+                    TokenHash::from_bytes(hash),
+                    "demo desk",
+                    today(),
+                )
+                .context("cannot store the demo token")?;
+        }
+        Ok((setup, store))
+    })
+    .await
+    .context("the demo set-up task failed")??;
+    let d = &setup.description;
+    println!("Peluit demo — DEMO KEYS, not for real reports");
+    println!();
+    println!("  reporter page:     {}", d.page_url);
+    println!("  upload form:       {}", d.submit_file_url);
+    println!(
+        "  institution:       {} ({})",
+        d.institution, d.institution_name
+    );
+    println!("  manifest key:      {}", d.manifest_key);
+    println!(
+        "  fingerprint words: {}",
+        d.manifest_key_fingerprint_words.join(" ")
+    );
+    println!("  fingerprint hex:   {}", d.manifest_key_fingerprint_hex);
+    println!("  desk identity:     {}", d.files.desk_identity.display());
+    println!(
+        "  reply-signing key: {}",
+        d.files.reply_signing_key.display()
+    );
+    println!("  escrow identity:   {}", d.files.escrow_identity.display());
+    println!("  manifest key file: {}", d.files.manifest_key.display());
+    println!("  manifest:          {}", d.files.manifest.display());
+    println!("  investigator token:{}", d.files.token.display());
+    println!("  store:             {}", d.files.data_dir.display());
+    println!("  described in:      {}", dir.join("demo.json").display());
+    println!();
+    println!("Stop with Ctrl-C.");
+    serve_with(setup.config, listener, store).await
+}
+
+/// Stores `manifest` unless the store already has it (same serial).
+fn publish_if_new(
+    store: &dyn CiphertextStore,
+    id: &InstitutionId,
+    manifest: &[u8],
+    institution: &peluit_server::config::Institution,
+) -> anyhow::Result<()> {
+    let verified = verify_stored(institution, manifest, today())?;
+    let latest = store.latest_manifest(id)?;
+    if latest.is_some_and(|l| l.serial >= verified.serial()) {
+        return Ok(());
+    }
+    store
+        .put_manifest(
+            id,
+            verified.serial(),
+            &ManifestBytes::new(manifest.to_vec()),
+        )
+        .context("cannot store the demo manifest")
+}
+
+fn token(action: TokenAction) -> anyhow::Result<()> {
+    match action {
+        TokenAction::Issue {
+            config,
+            institution,
+            label,
+        } => {
+            let (config, id) = token_target(&config, &institution)?;
+            if label.is_empty() || label.len() > peluit_proto::limits::MAX_SHORT_TEXT {
+                bail!("the label must be 1 to 256 bytes\nname the desk or person the token is for");
+            }
+            let store = open_store(&config)?;
+            let token = IssuedToken::generate();
+            store.put_token_hash(&id, TokenHash::from_bytes(token.hash()), &label, today())?;
+            println!("{}", token.expose_secret());
+            eprintln!(
+                "Issued a token for {id} labelled {label:?}. It is shown only once; give it \
+                 to the investigator's courier over a safe channel."
+            );
+            Ok(())
+        }
+        TokenAction::List {
+            config,
+            institution,
+        } => {
+            let (config, id) = token_target(&config, &institution)?;
+            let store = open_store(&config)?;
+            for record in store.tokens(&id)? {
+                println!(
+                    "{}  {}  {}",
+                    hex::encode(record.hash.as_bytes()),
+                    record.created,
+                    record.label
+                );
+            }
+            Ok(())
+        }
+        TokenAction::Revoke {
+            config,
+            institution,
+            token_file,
+            hash,
+        } => {
+            let (config, id) = token_target(&config, &institution)?;
+            let hash = match (token_file, hash) {
+                (Some(path), _) => {
+                    let mut text = Zeroizing::new(String::new());
+                    if path.as_os_str() == "-" {
+                        std::io::stdin().read_to_string(&mut text)?;
+                    } else {
+                        text = Zeroizing::new(
+                            std::fs::read_to_string(&path)
+                                .with_context(|| format!("cannot read {}", path.display()))?,
+                        );
+                    }
+                    token_hash(text.trim())
+                }
+                (None, Some(hex_hash)) => {
+                    peluit_proto::encoding::unhex_array::<32>(&hex_hash, "token hash").context(
+                        "the hash must be 64 lowercase hex digits, as `token list` prints",
+                    )?
+                }
+                (None, None) => bail!(
+                    "say which token to revoke\npass --token-file FILE or --hash HEX (from `token list`)"
+                ),
+            };
+            let store = open_store(&config)?;
+            store
+                .revoke_token(&id, &TokenHash::from_bytes(hash))
+                .context("no such token\ncheck the institution and the hash with `token list`")?;
+            eprintln!("Revoked.");
+            Ok(())
+        }
+    }
+}
+
+fn token_target(args: &ConfigArgs, institution: &str) -> anyhow::Result<(Config, InstitutionId)> {
+    let config = load_config(args)?;
+    let id: InstitutionId = institution.parse().map_err(|_| {
+        anyhow::anyhow!("{institution:?} is not an institution id\nuse the id from the config file")
+    })?;
+    if !config.institutions.iter().any(|i| i.id == id) {
+        bail!("institution {id} is not in the configuration\nadd it as an [[institution]] first");
+    }
+    Ok((config, id))
+}

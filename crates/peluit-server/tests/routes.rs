@@ -1,0 +1,119 @@
+//! The router, the OpenAPI document and the header policy agree: every documented
+//! operation is a route the server answers, every route is documented, and every response
+//! (good, error, 404, 405, static asset) carries the full header policy.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{INSTITUTION, TestServer};
+use peluit_server::api::v1::ROUTES;
+use peluit_server::api::v1::openapi::OPENAPI_JSON;
+use peluit_server::layers::SECURITY_HEADERS;
+use serde_json::Value;
+
+fn documented() -> BTreeSet<(String, String)> {
+    let doc: Value = serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths is an object") {
+        for method in item.as_object().expect("a path item is an object").keys() {
+            out.insert((method.clone(), path.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_document_lists_exactly_the_routes() {
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(routes.len(), ROUTES.len(), "a route is listed twice");
+    let documented = documented();
+    let missing: Vec<_> = routes.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&routes).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi.json: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "documented operations with no route: {extra:?}"
+    );
+}
+
+fn assert_policy(response: &reqwest::Response, what: &str) {
+    for (name, value) in SECURITY_HEADERS {
+        assert_eq!(
+            response.headers().get(*name).and_then(|v| v.to_str().ok()),
+            Some(*value),
+            "{name} on {what}"
+        );
+    }
+    for banned in ["server", "set-cookie", "date", "x-powered-by"] {
+        assert!(
+            response.headers().get(banned).is_none(),
+            "{banned} on {what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_with_the_header_policy() {
+    let server = TestServer::start().await;
+    let id = peluit_proto::ids::CaseId::random().to_string();
+    for (method, template) in ROUTES {
+        let path = template
+            .replace("{institution}", INSTITUTION)
+            .replace("{upload}", &id)
+            .replace("{case}", &id)
+            .replace("{seq}", "1")
+            .replace("{name}", "style.css");
+        let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+        let response = server
+            .client
+            .request(method.clone(), server.url(&path))
+            .send()
+            .await
+            .unwrap();
+        let what = format!("{method} {template} ({})", response.status());
+        assert_policy(&response, &what);
+        let status = response.status().as_u16();
+        assert_ne!(status, 405, "{what}");
+        if response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+            && status >= 400
+        {
+            let body: Value = response.json().await.unwrap();
+            assert_ne!(body["code"], "no_such_endpoint", "{what}");
+        }
+    }
+    // Fallbacks and refusals carry it too.
+    for (method, path) in [
+        ("GET", "/nothing/here"),
+        ("DELETE", "/healthz"),
+        ("POST", "/api/v1/openapi.json"),
+    ] {
+        let response = server
+            .client
+            .request(method.parse().unwrap(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_policy(&response, path);
+    }
+    let oversize = server
+        .client
+        .post(server.api("/uploads"))
+        .body(vec![b' '; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversize.status(), 413);
+    assert_policy(&oversize, "an oversize body");
+    server.stop().await;
+}

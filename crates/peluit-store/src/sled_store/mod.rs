@@ -1,0 +1,1083 @@
+//! The sled 0.34 implementation of `CiphertextStore`: one multi-tree transaction per
+//! acknowledged step, then a shared flush + `syncfs` before returning (docs/storage.md).
+
+mod commit;
+mod keys;
+mod read;
+mod records;
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use peluit_proto::day::Day;
+use peluit_proto::ids::{CaseId, InstitutionId, MessageId, UploadId};
+use peluit_proto::limits::{
+    CHUNK_SIZE, MAX_ATTACHMENT_LEN, MAX_ATTACHMENTS, MAX_ENVELOPE_LEN, MAX_HEADER_LEN,
+    MAX_MANIFEST_LEN, MAX_REPLY_LEN, MAX_SHORT_TEXT, SEALED_CHUNK_SIZE,
+};
+use peluit_proto::sealed::{SealedChunk, SealedMessage};
+use sha2::{Digest, Sha256};
+use sled::IVec;
+use sled::transaction::{TransactionError, Transactional};
+
+use crate::model::{
+    CaseRecord, ExportItems, MailboxEntry, ManifestBytes, NewCase, NewFollowUp, NewReply,
+    SealedChunks, SealedMailboxMessage, StoredManifest, SubmittedCase, TokenHash, TokenRecord,
+    UploadState,
+};
+use crate::{CiphertextStore, Error, MAX_CHUNKS_PER_APPEND, Result};
+use commit::GroupCommit;
+use keys::{EXPORT_CURSOR, Key, TreeId, leading_id, split_institution};
+use read::{ChunkReader, ExportReader, Trees};
+use records::{
+    CaseRec, CaseStateRec, ExportKindRec, ExportRec, MailboxKindRec, MailboxRec, PowRec, Record,
+    TokenRec, UploadRec, UploadStateRec, VERSION,
+};
+
+/// Largest value the store writes for ciphertext. sled 0.34 writes a B-tree node of more
+/// than ~128 KiB to an unsynced blob file, and a leaf holds up to 17 values: pieces this
+/// small keep every node inline in the log (docs/storage.md#why-4-kib).
+pub const PIECE_LEN: usize = 4096;
+
+/// How many piece removals one purge batch makes; bounds memory and lock hold time.
+const PURGE_BATCH: usize = 1024;
+
+/// Largest sealed attachment: every plaintext chunk gains a 16-byte tag, plus a header.
+const MAX_SEALED_ATTACHMENT_LEN: u64 =
+    MAX_ATTACHMENT_LEN + (MAX_ATTACHMENT_LEN / CHUNK_SIZE as u64 + 1) * 16 + MAX_HEADER_LEN as u64;
+
+/// Tuning of the sled store.
+#[derive(Clone, Debug)]
+pub struct SledOptions {
+    /// sled's page cache in bytes. Small by default: the server's memory must not grow
+    /// with upload size, and ciphertext is read once.
+    pub cache_capacity: u64,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The embedded store: sled 0.34 in one data directory, durable on every acknowledged
+/// write (docs/storage.md#guarantee).
+pub struct SledStore {
+    trees: Trees,
+    /// Serializes writers: each write checks the current state and applies its step
+    /// while no other write can change that state. Reads never take it.
+    writer: Mutex<()>,
+    commit: GroupCommit,
+}
+
+// By hand: sled's own `Debug` would print every stored key and value.
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("commit", &self.commit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The inserts and removals of one acknowledged step, applied in one transaction.
+#[derive(Default)]
+struct WriteSet {
+    ops: Vec<(TreeId, IVec, Option<IVec>)>,
+}
+
+impl WriteSet {
+    fn put(&mut self, tree: TreeId, key: Key, value: impl Into<IVec>) {
+        self.ops
+            .push((tree, IVec::from(key.into_vec()), Some(value.into())));
+    }
+
+    fn put_record<R: Record>(&mut self, tree: TreeId, key: Key, record: &R) -> Result<()> {
+        self.put(tree, key, record.to_bytes()?);
+        Ok(())
+    }
+
+    fn remove(&mut self, tree: TreeId, key: Key) {
+        self.ops.push((tree, IVec::from(key.into_vec()), None));
+    }
+
+    /// Stores `bytes` as pieces `prefix ‖ index (u32 BE)`, index from 0.
+    fn put_pieces(&mut self, tree: TreeId, prefix: &Key, bytes: &[u8]) {
+        for (index, piece) in (0u32..).zip(bytes.chunks(PIECE_LEN)) {
+            self.put(tree, prefix.clone().u32(index), piece);
+        }
+    }
+
+    /// Marks every key under `inst ‖ '/' ‖ id` of `tree` for removal after the step.
+    fn purge(&mut self, institution: &InstitutionId, tree: TreeId, id: &[u8; 16]) {
+        let key = Key::institution(institution).u8(tree as u8).bytes(id);
+        self.put(TreeId::Purge, key, IVec::default());
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates, mode 0700) the store in `dir` with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, SledOptions::default())
+    }
+
+    /// Opens (or creates, mode 0700) the store in `dir`. Finishes deletions that a crash
+    /// interrupted before returning.
+    pub fn open_with(dir: impl AsRef<Path>, options: SledOptions) -> Result<Self> {
+        let dir = dir.as_ref();
+        create_private_dir(dir)?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_capacity)
+            // We flush on every acknowledged step ourselves; a timer flush adds nothing.
+            .flush_every_ms(None)
+            .open()?;
+        let trees = TreeId::ALL
+            .iter()
+            .map(|tree| db.open_tree(tree.name()))
+            .collect::<sled::Result<Vec<_>>>()?;
+        let store = Self {
+            trees: Trees::new(trees),
+            writer: Mutex::new(()),
+            commit: GroupCommit::new(db, File::open(dir)?),
+        };
+        // Opening may have created trees; make them durable before anything relies on
+        // them, then finish purges a crash interrupted.
+        store.commit.make_durable()?;
+        store.finish_purges()?;
+        Ok(store)
+    }
+
+    /// How many flush + syncfs runs the store has made (for metrics, and to show that
+    /// concurrent writers share syncs).
+    pub fn sync_count(&self) -> u64 {
+        self.commit.sync_count()
+    }
+
+    /// Whether a failed sync has turned the store read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.commit.is_read_only()
+    }
+
+    /// Makes the next flush + syncfs fail as a disk error would, so tests (here and in
+    /// the server) can check that the store turns read-only. Never call it in production.
+    pub fn dangerously_fail_next_sync(&self) {
+        self.commit.fail_next_sync();
+    }
+
+    /// The names of the store's trees, in the order docs/storage.md lists them.
+    pub fn tree_names() -> impl Iterator<Item = &'static str> {
+        TreeId::ALL.iter().map(|tree| tree.name())
+    }
+
+    /// SHA-256 over every tree name, key and value, in order: equal digests mean equal
+    /// stores. Tests use it to show that a refused request changed nothing.
+    pub fn content_digest(&self) -> Result<[u8; 32]> {
+        let mut hasher = Sha256::new();
+        for tree in TreeId::ALL {
+            hasher.update((tree.name().len() as u64).to_be_bytes());
+            hasher.update(tree.name());
+            for item in self.trees.get(tree).iter() {
+                let (key, value) = item?;
+                hasher.update((key.len() as u64).to_be_bytes());
+                hasher.update(&key);
+                hasher.update((value.len() as u64).to_be_bytes());
+                hasher.update(&value);
+            }
+        }
+        Ok(hasher.finalize().into())
+    }
+
+    /// Takes the writer lock, refusing once the store is read-only.
+    fn begin_write(&self) -> Result<MutexGuard<'_, ()>> {
+        // The lock guards no data, so a poisoned lock is still a good lock.
+        let guard = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.commit.check_writable()?;
+        Ok(guard)
+    }
+
+    /// Applies `writes` as one transaction, lets other writers go, and returns once the
+    /// step is durable. docs/storage.md#guarantee
+    fn finish_write(&self, guard: MutexGuard<'_, ()>, writes: WriteSet) -> Result<()> {
+        if !writes.ops.is_empty() {
+            self.apply(&writes)?;
+        }
+        drop(guard);
+        // Even an empty step waits for a sync: it may answer "already stored" about a
+        // write another caller applied and has not yet seen synced.
+        self.commit.make_durable()
+    }
+
+    fn apply(&self, writes: &WriteSet) -> Result<()> {
+        // Only the trees this step touches take part: each one in a sled transaction
+        // costs an overlay and a commit pass.
+        let mut slots = [usize::MAX; TreeId::ALL.len()];
+        let mut touched: Vec<&sled::Tree> = Vec::new();
+        for (tree, _, _) in &writes.ops {
+            if slots[tree.index()] == usize::MAX {
+                slots[tree.index()] = touched.len();
+                touched.push(self.trees.get(*tree));
+            }
+        }
+        let outcome: Result<(), TransactionError<std::convert::Infallible>> =
+            touched.as_slice().transaction(|trees| {
+                for (tree, key, value) in &writes.ops {
+                    let tree = &trees[slots[tree.index()]];
+                    match value {
+                        Some(value) => tree.insert(key.clone(), value.clone())?,
+                        None => tree.remove(key.clone())?,
+                    };
+                }
+                Ok(())
+            });
+        outcome.map_err(|error| match error {
+            TransactionError::Abort(never) => match never {},
+            TransactionError::Storage(error) => error.into(),
+        })
+    }
+
+    fn get<R: Record>(&self, tree: TreeId, key: &Key) -> Result<Option<R>> {
+        self.trees.get_record(tree, key)
+    }
+
+    fn upload_record(&self, institution: &InstitutionId, upload: UploadId) -> Result<UploadRec> {
+        let key = Key::institution(institution).bytes(upload.as_bytes());
+        self.get(TreeId::Uploads, &key)?
+            .ok_or(Error::NotFound("upload"))
+    }
+
+    fn case_record(&self, institution: &InstitutionId, case: CaseId) -> Result<CaseRec> {
+        self.trees
+            .case_record(institution, case)?
+            .ok_or(Error::NotFound("case"))
+    }
+
+    /// The case, refusing a tombstone for anything that adds to it.
+    fn open_case_record(&self, institution: &InstitutionId, case: CaseId) -> Result<CaseRec> {
+        let record = self.case_record(institution, case)?;
+        if record.state == CaseStateRec::Deleted {
+            return Err(Error::Conflict("case deleted"));
+        }
+        Ok(record)
+    }
+
+    fn export_counter(&self, institution: &InstitutionId) -> Result<u64> {
+        let key = Key::institution(institution).bytes(EXPORT_CURSOR);
+        match self.trees.get(TreeId::Counters).get(key.as_slice())? {
+            None => Ok(0),
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("counter"))?;
+                Ok(u64::from_be_bytes(bytes))
+            }
+        }
+    }
+
+    fn put_export_counter(writes: &mut WriteSet, institution: &InstitutionId, value: u64) {
+        let key = Key::institution(institution).bytes(EXPORT_CURSOR);
+        writes.put(TreeId::Counters, key, &value.to_be_bytes()[..]);
+    }
+
+    fn last_manifest_serial(&self, institution: &InstitutionId) -> Result<Option<u64>> {
+        let prefix = Key::institution(institution);
+        match self
+            .trees
+            .get(TreeId::Manifests)
+            .scan_prefix(prefix.as_slice())
+            .next_back()
+        {
+            None => Ok(None),
+            Some(item) => {
+                let (key, _) = item?;
+                read::manifest_serial(&key, prefix.as_slice().len()).map(Some)
+            }
+        }
+    }
+
+    /// The case's mailbox records with their keys' seq, in seq order.
+    fn mailbox_records(
+        &self,
+        institution: &InstitutionId,
+        case: CaseId,
+    ) -> Result<Vec<(u64, MailboxRec)>> {
+        self.trees.mailbox_records(institution, case)
+    }
+
+    /// Removes every piece a purge entry names, in bounded batches, then the entry.
+    /// Purged pieces are unreachable (their record went in the step that queued the
+    /// purge), so readers never see a half-purged item. docs/storage.md#deletion
+    fn finish_purges(&self) -> Result<()> {
+        let pending: Vec<IVec> = self
+            .trees
+            .get(TreeId::Purge)
+            .iter()
+            .keys()
+            .collect::<sled::Result<_>>()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for entry in pending {
+            let (institution, rest) = split_institution(&entry).ok_or(Error::Corrupt("purge"))?;
+            let (&code, id) = rest.split_first().ok_or(Error::Corrupt("purge"))?;
+            let tree = TreeId::from_code(code).ok_or(Error::Corrupt("purge"))?;
+            let id = leading_id(id).ok_or(Error::Corrupt("purge"))?;
+            let prefix = Key::institution(&institution).bytes(&id);
+            loop {
+                let guard = self.begin_write()?;
+                let keys: Vec<IVec> = self
+                    .trees
+                    .get(tree)
+                    .scan_prefix(prefix.as_slice())
+                    .keys()
+                    .take(PURGE_BATCH)
+                    .collect::<sled::Result<_>>()?;
+                let mut batch = sled::Batch::default();
+                let done = keys.len() < PURGE_BATCH;
+                for key in keys {
+                    batch.remove(key);
+                }
+                if done {
+                    // The last batch and the entry's removal need not be atomic: a
+                    // repeated purge of nothing is harmless.
+                    self.trees.get(tree).apply_batch(batch)?;
+                    self.trees.get(TreeId::Purge).remove(&entry)?;
+                    drop(guard);
+                    break;
+                }
+                self.trees.get(tree).apply_batch(batch)?;
+                drop(guard);
+            }
+        }
+        self.commit.make_durable()
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
+
+impl CiphertextStore for SledStore {
+    fn put_manifest(
+        &self,
+        institution: &InstitutionId,
+        serial: u64,
+        manifest: &ManifestBytes,
+    ) -> Result<()> {
+        let bytes = manifest.as_bytes();
+        if bytes.is_empty() {
+            return Err(Error::Invalid("empty manifest"));
+        }
+        if bytes.len() > MAX_MANIFEST_LEN {
+            return Err(Error::TooLarge("manifest"));
+        }
+        let guard = self.begin_write()?;
+        // The history is append-only and serials only grow, so an old manifest can never
+        // be served again as current. docs/protocol.md#manifest
+        if let Some(last) = self.last_manifest_serial(institution)?
+            && serial <= last
+        {
+            return Err(Error::Conflict("manifest serial must grow"));
+        }
+        let mut writes = WriteSet::default();
+        let prefix = Key::institution(institution).u64(serial);
+        writes.put_pieces(TreeId::Manifests, &prefix, bytes);
+        self.finish_write(guard, writes)
+    }
+
+    fn manifests(&self, institution: &InstitutionId) -> Result<Vec<StoredManifest>> {
+        self.trees.manifests(institution, None)
+    }
+
+    fn latest_manifest(&self, institution: &InstitutionId) -> Result<Option<StoredManifest>> {
+        match self.last_manifest_serial(institution)? {
+            None => Ok(None),
+            Some(serial) => Ok(self.trees.manifests(institution, Some(serial))?.pop()),
+        }
+    }
+
+    fn institutions(&self) -> Result<Vec<InstitutionId>> {
+        let tree = self.trees.get(TreeId::Manifests);
+        let mut found = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(item) = tree.range(from.as_slice()..).next() {
+            let (key, _) = item?;
+            let (institution, _) = split_institution(&key).ok_or(Error::Corrupt("manifest"))?;
+            // Jump past every key of this institution: they all start `id/`, and `0`
+            // is the byte after `/`.
+            from = institution.as_str().as_bytes().to_vec();
+            from.push(b'/' + 1);
+            found.push(institution);
+        }
+        Ok(found)
+    }
+
+    fn create_upload(
+        &self,
+        institution: &InstitutionId,
+        declared_len: u64,
+        day: Day,
+    ) -> Result<UploadId> {
+        if declared_len == 0 {
+            return Err(Error::Invalid("empty upload"));
+        }
+        // An attachment is at most MAX_ATTACHMENT_LEN of plaintext. docs/protocol.md#limits
+        if declared_len > MAX_SEALED_ATTACHMENT_LEN {
+            return Err(Error::TooLarge("upload"));
+        }
+        let guard = self.begin_write()?;
+        let id = loop {
+            let id = UploadId::random();
+            let key = Key::institution(institution).bytes(id.as_bytes());
+            if !self
+                .trees
+                .get(TreeId::Uploads)
+                .contains_key(key.as_slice())?
+            {
+                break id;
+            }
+        };
+        let record = UploadRec {
+            version: VERSION,
+            created: day,
+            declared_len,
+            received: 0,
+            pieces: 0,
+            state: UploadStateRec::Receiving,
+            case: None,
+            cursor: None,
+        };
+        let mut writes = WriteSet::default();
+        let key = Key::institution(institution).bytes(id.as_bytes());
+        writes.put_record(TreeId::Uploads, key, &record)?;
+        self.finish_write(guard, writes)?;
+        Ok(id)
+    }
+
+    fn append_upload(
+        &self,
+        institution: &InstitutionId,
+        upload: UploadId,
+        offset: u64,
+        chunk: &SealedChunk,
+    ) -> Result<u64> {
+        self.append_upload_chunks(institution, upload, offset, std::slice::from_ref(chunk))
+    }
+
+    fn append_upload_chunks(
+        &self,
+        institution: &InstitutionId,
+        upload: UploadId,
+        offset: u64,
+        chunks: &[SealedChunk],
+    ) -> Result<u64> {
+        if chunks.is_empty() || chunks.iter().any(|chunk| chunk.as_bytes().is_empty()) {
+            return Err(Error::Invalid("empty chunk"));
+        }
+        // One chunk is at most one sealed STREAM chunk, the unit a client seals and
+        // sends. docs/storage.md#uploads
+        if chunks
+            .iter()
+            .any(|chunk| chunk.as_bytes().len() > SEALED_CHUNK_SIZE)
+        {
+            return Err(Error::TooLarge("chunk"));
+        }
+        if chunks.len() > MAX_CHUNKS_PER_APPEND {
+            return Err(Error::TooLarge("chunk run"));
+        }
+        let guard = self.begin_write()?;
+        let mut record = self.upload_record(institution, upload)?;
+        if record.state != UploadStateRec::Receiving {
+            return Err(Error::Conflict("upload already complete"));
+        }
+        // Only appending at the exact end keeps the stored bytes one contiguous stream:
+        // a retried or reordered chunk must not duplicate or skip bytes.
+        // docs/storage.md#uploads
+        if offset != record.received {
+            return Err(Error::Conflict("offset is not the end of the upload"));
+        }
+        let len: u64 = chunks
+            .iter()
+            .map(|chunk| chunk.as_bytes().len() as u64)
+            .sum();
+        if record.received + len > record.declared_len {
+            return Err(Error::Conflict("append beyond the declared length"));
+        }
+        let mut writes = WriteSet::default();
+        for chunk in chunks {
+            for piece in chunk.as_bytes().chunks(PIECE_LEN) {
+                let key = Key::institution(institution)
+                    .bytes(upload.as_bytes())
+                    .u64(record.pieces);
+                writes.put(TreeId::AttachmentPieces, key, piece);
+                record.pieces += 1;
+            }
+        }
+        record.received += len;
+        let key = Key::institution(institution).bytes(upload.as_bytes());
+        writes.put_record(TreeId::Uploads, key, &record)?;
+        self.finish_write(guard, writes)?;
+        Ok(record.received)
+    }
+
+    fn complete_upload(&self, institution: &InstitutionId, upload: UploadId) -> Result<()> {
+        let guard = self.begin_write()?;
+        let mut record = self.upload_record(institution, upload)?;
+        let mut writes = WriteSet::default();
+        match record.state {
+            UploadStateRec::Complete => {}
+            UploadStateRec::Attached => return Err(Error::Conflict("upload already attached")),
+            UploadStateRec::Receiving => {
+                // A truncated upload must never be attached to a case.
+                if record.received != record.declared_len {
+                    return Err(Error::Conflict("upload incomplete"));
+                }
+                record.state = UploadStateRec::Complete;
+                let key = Key::institution(institution).bytes(upload.as_bytes());
+                writes.put_record(TreeId::Uploads, key, &record)?;
+            }
+        }
+        self.finish_write(guard, writes)
+    }
+
+    fn upload_state(&self, institution: &InstitutionId, upload: UploadId) -> Result<UploadState> {
+        let record = self.upload_record(institution, upload)?;
+        Ok(UploadState {
+            id: upload,
+            created: record.created,
+            declared_len: record.declared_len,
+            received: record.received,
+            chunks: record.pieces,
+            complete: record.state != UploadStateRec::Receiving,
+            attached_to: record.case,
+        })
+    }
+
+    fn submit_case(&self, institution: &InstitutionId, case: NewCase) -> Result<SubmittedCase> {
+        let envelope = case.envelope.as_bytes();
+        if envelope.is_empty() {
+            return Err(Error::Invalid("empty envelope"));
+        }
+        if envelope.len() > MAX_ENVELOPE_LEN {
+            return Err(Error::TooLarge("envelope"));
+        }
+        // docs/protocol.md#limits
+        if case.attachments.len() > MAX_ATTACHMENTS {
+            return Err(Error::TooLarge("attachments"));
+        }
+        let mut distinct = HashSet::new();
+        if !case
+            .attachments
+            .iter()
+            .all(|upload| distinct.insert(*upload))
+        {
+            return Err(Error::Invalid("duplicate attachment"));
+        }
+
+        let guard = self.begin_write()?;
+        // A proof-of-work stamp buys one submission, not many. docs/protocol.md#pow
+        let pow_key = Key::institution(institution).bytes(case.pow_hash.as_bytes());
+        if self
+            .trees
+            .get(TreeId::Pow)
+            .contains_key(pow_key.as_slice())?
+        {
+            return Err(Error::Conflict("proof of work already used"));
+        }
+        let mut uploads = Vec::with_capacity(case.attachments.len());
+        for &upload in &case.attachments {
+            let record = self.upload_record(institution, upload)?;
+            match record.state {
+                UploadStateRec::Receiving => return Err(Error::Conflict("upload incomplete")),
+                // An upload belongs to exactly one case: attaching it twice would let one
+                // reporter's ciphertext appear in another's report.
+                UploadStateRec::Attached => {
+                    return Err(Error::Conflict("upload already attached"));
+                }
+                UploadStateRec::Complete => uploads.push((upload, record)),
+            }
+        }
+        let id = loop {
+            let id = CaseId::random();
+            if self.trees.case_record(institution, id)?.is_none() {
+                break id;
+            }
+        };
+
+        let mut writes = WriteSet::default();
+        let mut cursor = self.export_counter(institution)?;
+        cursor += 1;
+        let case_cursor = cursor;
+        writes.put_record(
+            TreeId::Export,
+            Key::institution(institution).u64(case_cursor),
+            &ExportRec {
+                version: VERSION,
+                kind: ExportKindRec::Case,
+                case: id,
+                upload: None,
+                seq: None,
+            },
+        )?;
+        for (upload, mut record) in uploads {
+            cursor += 1;
+            record.state = UploadStateRec::Attached;
+            record.case = Some(id);
+            record.cursor = Some(cursor);
+            let key = Key::institution(institution).bytes(upload.as_bytes());
+            writes.put_record(TreeId::Uploads, key, &record)?;
+            writes.put_record(
+                TreeId::Export,
+                Key::institution(institution).u64(cursor),
+                &ExportRec {
+                    version: VERSION,
+                    kind: ExportKindRec::Attachment,
+                    case: id,
+                    upload: Some(upload),
+                    seq: None,
+                },
+            )?;
+        }
+        Self::put_export_counter(&mut writes, institution, cursor);
+        let record = CaseRec {
+            version: VERSION,
+            day: case.day,
+            size_bucket: case.size_bucket,
+            mailbox_key: case.mailbox_key,
+            state: CaseStateRec::Open,
+            attachments: case.attachments.clone(),
+            envelope_len: envelope.len() as u64,
+            cursor: case_cursor,
+            deleted_on: None,
+        };
+        let case_key = Key::institution(institution).bytes(id.as_bytes());
+        writes.put_record(TreeId::Cases, case_key.clone(), &record)?;
+        writes.put_pieces(TreeId::Envelopes, &case_key, envelope);
+        writes.put_record(
+            TreeId::Pow,
+            pow_key,
+            &PowRec {
+                version: VERSION,
+                day: case.day,
+            },
+        )?;
+        self.finish_write(guard, writes)?;
+        Ok(SubmittedCase {
+            id,
+            cursor: case_cursor,
+        })
+    }
+
+    fn case(&self, institution: &InstitutionId, case: CaseId) -> Result<CaseRecord> {
+        let record = self.case_record(institution, case)?;
+        Ok(read::case_record(case, record))
+    }
+
+    fn envelope(&self, institution: &InstitutionId, case: CaseId) -> Result<SealedMessage> {
+        let record = self.case_record(institution, case)?;
+        if record.state == CaseStateRec::Deleted {
+            return Err(Error::NotFound("envelope"));
+        }
+        self.trees.envelope(institution, case, &record)
+    }
+
+    fn attachment_chunks(
+        &self,
+        institution: &InstitutionId,
+        case: CaseId,
+        upload: UploadId,
+    ) -> Result<SealedChunks> {
+        let record = self
+            .upload_record(institution, upload)
+            .map_err(|_| Error::NotFound("attachment"))?;
+        // Only an upload attached to this very case is its attachment.
+        if record.state != UploadStateRec::Attached || record.case != Some(case) {
+            return Err(Error::NotFound("attachment"));
+        }
+        Ok(Box::new(ChunkReader::new(
+            self.trees.clone(),
+            institution,
+            upload,
+            record.received,
+        )))
+    }
+
+    fn export_since(&self, institution: &InstitutionId, cursor: u64) -> Result<ExportItems> {
+        Ok(Box::new(ExportReader::new(
+            self.trees.clone(),
+            institution.clone(),
+            cursor,
+        )))
+    }
+
+    fn export_cursor(&self, institution: &InstitutionId) -> Result<u64> {
+        self.export_counter(institution)
+    }
+
+    fn add_follow_up(
+        &self,
+        institution: &InstitutionId,
+        case: CaseId,
+        follow_up: NewFollowUp,
+    ) -> Result<MailboxEntry> {
+        let bytes = follow_up.message.as_bytes();
+        if bytes.is_empty() {
+            return Err(Error::Invalid("empty follow-up"));
+        }
+        // A follow-up is sealed like an envelope. docs/protocol.md#limits
+        if bytes.len() > MAX_ENVELOPE_LEN {
+            return Err(Error::TooLarge("follow-up"));
+        }
+        let guard = self.begin_write()?;
+        self.open_case_record(institution, case)?;
+        let existing = self.mailbox_records(institution, case)?;
+        if let Some((seq, record)) = existing.iter().find(|(_, r)| r.id == follow_up.id) {
+            // A retried post stores nothing new; a reused id with other bytes is refused.
+            let same = record.kind == MailboxKindRec::FollowUp
+                && self.trees.mailbox_bytes(institution, case, *seq, record)? == bytes;
+            if !same {
+                return Err(Error::Conflict("message id reused"));
+            }
+            let entry = read::mailbox_entry(*seq, record);
+            self.finish_write(guard, WriteSet::default())?;
+            return Ok(entry);
+        }
+        let seq = existing.last().map_or(1, |(seq, _)| seq + 1);
+        let cursor = self.export_counter(institution)? + 1;
+        let record = MailboxRec {
+            version: VERSION,
+            id: follow_up.id,
+            kind: MailboxKindRec::FollowUp,
+            day: follow_up.day,
+            len: bytes.len() as u64,
+            cursor: Some(cursor),
+        };
+        let mut writes = WriteSet::default();
+        let key = Key::institution(institution)
+            .bytes(case.as_bytes())
+            .u64(seq);
+        writes.put_record(TreeId::Mailbox, key.clone(), &record)?;
+        writes.put_pieces(TreeId::MailboxPieces, &key, bytes);
+        writes.put_record(
+            TreeId::Export,
+            Key::institution(institution).u64(cursor),
+            &ExportRec {
+                version: VERSION,
+                kind: ExportKindRec::FollowUp,
+                case,
+                upload: None,
+                seq: Some(seq),
+            },
+        )?;
+        Self::put_export_counter(&mut writes, institution, cursor);
+        self.finish_write(guard, writes)?;
+        Ok(read::mailbox_entry(seq, &record))
+    }
+
+    fn add_replies(
+        &self,
+        institution: &InstitutionId,
+        replies: Vec<NewReply>,
+    ) -> Result<Vec<MailboxEntry>> {
+        let mut distinct: HashSet<(CaseId, MessageId)> = HashSet::new();
+        for reply in &replies {
+            if reply.reply.as_bytes().is_empty() {
+                return Err(Error::Invalid("empty reply"));
+            }
+            // docs/protocol.md#limits
+            if reply.reply.as_bytes().len() > MAX_REPLY_LEN {
+                return Err(Error::TooLarge("reply"));
+            }
+            if !distinct.insert((reply.case, reply.id)) {
+                return Err(Error::Invalid("duplicate reply in batch"));
+            }
+        }
+
+        let guard = self.begin_write()?;
+        // Per case: the stored mailbox and the next free seq, read once.
+        let mut mailboxes: HashMap<CaseId, (Vec<(u64, MailboxRec)>, u64)> = HashMap::new();
+        let mut writes = WriteSet::default();
+        let mut entries = Vec::with_capacity(replies.len());
+        for reply in &replies {
+            let (existing, next) = match mailboxes.entry(reply.case) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    self.open_case_record(institution, reply.case)?;
+                    let existing = self.mailbox_records(institution, reply.case)?;
+                    let next = existing.last().map_or(1, |(seq, _)| seq + 1);
+                    entry.insert((existing, next))
+                }
+            };
+            let bytes = reply.reply.as_bytes();
+            if let Some((seq, record)) = existing.iter().find(|(_, r)| r.id == reply.id) {
+                // Importing the same bundle twice is harmless; a reused id is not.
+                let same = record.kind == MailboxKindRec::Reply
+                    && self
+                        .trees
+                        .mailbox_bytes(institution, reply.case, *seq, record)?
+                        == bytes;
+                if !same {
+                    return Err(Error::Conflict("message id reused"));
+                }
+                entries.push(read::mailbox_entry(*seq, record));
+                continue;
+            }
+            let seq = *next;
+            *next += 1;
+            let record = MailboxRec {
+                version: VERSION,
+                id: reply.id,
+                kind: MailboxKindRec::Reply,
+                day: reply.day,
+                len: bytes.len() as u64,
+                cursor: None,
+            };
+            let key = Key::institution(institution)
+                .bytes(reply.case.as_bytes())
+                .u64(seq);
+            writes.put_record(TreeId::Mailbox, key.clone(), &record)?;
+            writes.put_pieces(TreeId::MailboxPieces, &key, bytes);
+            entries.push(read::mailbox_entry(seq, &record));
+        }
+        self.finish_write(guard, writes)?;
+        Ok(entries)
+    }
+
+    fn mailbox(&self, institution: &InstitutionId, case: CaseId) -> Result<Vec<MailboxEntry>> {
+        let record = self.case_record(institution, case)?;
+        if record.state == CaseStateRec::Deleted {
+            return Err(Error::NotFound("mailbox"));
+        }
+        Ok(self
+            .mailbox_records(institution, case)?
+            .iter()
+            .map(|(seq, record)| read::mailbox_entry(*seq, record))
+            .collect())
+    }
+
+    fn mailbox_message(
+        &self,
+        institution: &InstitutionId,
+        case: CaseId,
+        seq: u64,
+    ) -> Result<SealedMailboxMessage> {
+        let record = self.case_record(institution, case)?;
+        if record.state == CaseStateRec::Deleted {
+            return Err(Error::NotFound("message"));
+        }
+        self.trees.mailbox_message(institution, case, seq)
+    }
+
+    fn delete_case(&self, institution: &InstitutionId, case: CaseId, day: Day) -> Result<()> {
+        let guard = self.begin_write()?;
+        let mut record = self.case_record(institution, case)?;
+        if record.state == CaseStateRec::Deleted {
+            return self.finish_write(guard, WriteSet::default());
+        }
+        let mut writes = WriteSet::default();
+        // Unlink everything in this step; the pieces go after it, in bounded batches,
+        // from the purge entries it writes (docs/storage.md#deletion).
+        writes.remove(
+            TreeId::Export,
+            Key::institution(institution).u64(record.cursor),
+        );
+        for upload in &record.attachments {
+            if let Some(upload_record) = self.get::<UploadRec>(
+                TreeId::Uploads,
+                &Key::institution(institution).bytes(upload.as_bytes()),
+            )? {
+                if let Some(cursor) = upload_record.cursor {
+                    writes.remove(TreeId::Export, Key::institution(institution).u64(cursor));
+                }
+                writes.remove(
+                    TreeId::Uploads,
+                    Key::institution(institution).bytes(upload.as_bytes()),
+                );
+                writes.purge(institution, TreeId::AttachmentPieces, upload.as_bytes());
+            }
+        }
+        for (seq, message) in self.mailbox_records(institution, case)? {
+            if let Some(cursor) = message.cursor {
+                writes.remove(TreeId::Export, Key::institution(institution).u64(cursor));
+            }
+            writes.remove(
+                TreeId::Mailbox,
+                Key::institution(institution)
+                    .bytes(case.as_bytes())
+                    .u64(seq),
+            );
+        }
+        writes.purge(institution, TreeId::MailboxPieces, case.as_bytes());
+        writes.purge(institution, TreeId::Envelopes, case.as_bytes());
+        record.state = CaseStateRec::Deleted;
+        record.attachments.clear();
+        record.envelope_len = 0;
+        record.deleted_on = Some(day);
+        writes.put_record(
+            TreeId::Cases,
+            Key::institution(institution).bytes(case.as_bytes()),
+            &record,
+        )?;
+        self.finish_write(guard, writes)?;
+        self.finish_purges()
+    }
+
+    fn cases_before(&self, institution: &InstitutionId, day: Day) -> Result<Vec<CaseId>> {
+        let prefix = Key::institution(institution);
+        let mut found = Vec::new();
+        for item in self.trees.get(TreeId::Cases).scan_prefix(prefix.as_slice()) {
+            let (key, value) = item?;
+            let record = CaseRec::from_bytes(&value)?;
+            if record.state == CaseStateRec::Open && record.day < day {
+                let id =
+                    leading_id(&key[prefix.as_slice().len()..]).ok_or(Error::Corrupt("case"))?;
+                found.push(CaseId::from_bytes(id));
+            }
+        }
+        Ok(found)
+    }
+
+    fn put_token_hash(
+        &self,
+        institution: &InstitutionId,
+        hash: TokenHash,
+        label: &str,
+        created: Day,
+    ) -> Result<()> {
+        if label.len() > MAX_SHORT_TEXT {
+            return Err(Error::TooLarge("token label"));
+        }
+        let guard = self.begin_write()?;
+        let key = Key::institution(institution).bytes(hash.as_bytes());
+        if self
+            .trees
+            .get(TreeId::Tokens)
+            .contains_key(key.as_slice())?
+        {
+            return Err(Error::Conflict("token already stored"));
+        }
+        let mut writes = WriteSet::default();
+        writes.put_record(
+            TreeId::Tokens,
+            key,
+            &TokenRec {
+                version: VERSION,
+                label: label.to_owned(),
+                created,
+            },
+        )?;
+        self.finish_write(guard, writes)
+    }
+
+    fn find_token_hash(
+        &self,
+        institution: &InstitutionId,
+        hash: &TokenHash,
+    ) -> Result<Option<TokenRecord>> {
+        let key = Key::institution(institution).bytes(hash.as_bytes());
+        Ok(self
+            .get::<TokenRec>(TreeId::Tokens, &key)?
+            .map(|record| TokenRecord {
+                hash: *hash,
+                label: record.label,
+                created: record.created,
+            }))
+    }
+
+    fn tokens(&self, institution: &InstitutionId) -> Result<Vec<TokenRecord>> {
+        let prefix = Key::institution(institution);
+        let mut found = Vec::new();
+        for item in self
+            .trees
+            .get(TreeId::Tokens)
+            .scan_prefix(prefix.as_slice())
+        {
+            let (key, value) = item?;
+            let record = TokenRec::from_bytes(&value)?;
+            let hash: [u8; 32] = key[prefix.as_slice().len()..]
+                .try_into()
+                .map_err(|_| Error::Corrupt("token"))?;
+            found.push(TokenRecord {
+                hash: TokenHash::from_bytes(hash),
+                label: record.label,
+                created: record.created,
+            });
+        }
+        Ok(found)
+    }
+
+    fn revoke_token(&self, institution: &InstitutionId, hash: &TokenHash) -> Result<()> {
+        let guard = self.begin_write()?;
+        let key = Key::institution(institution).bytes(hash.as_bytes());
+        if !self
+            .trees
+            .get(TreeId::Tokens)
+            .contains_key(key.as_slice())?
+        {
+            return Err(Error::NotFound("token"));
+        }
+        let mut writes = WriteSet::default();
+        writes.remove(TreeId::Tokens, key);
+        self.finish_write(guard, writes)
+    }
+
+    fn expire_uploads(&self, before: Day) -> Result<usize> {
+        let guard = self.begin_write()?;
+        let mut writes = WriteSet::default();
+        let mut expired = 0;
+        for item in self.trees.get(TreeId::Uploads).iter() {
+            let (key, value) = item?;
+            let record = UploadRec::from_bytes(&value)?;
+            if record.state == UploadStateRec::Attached || record.created >= before {
+                continue;
+            }
+            let (institution, rest) = split_institution(&key).ok_or(Error::Corrupt("upload"))?;
+            let id = leading_id(rest).ok_or(Error::Corrupt("upload"))?;
+            writes.remove(TreeId::Uploads, Key::institution(&institution).bytes(&id));
+            writes.purge(&institution, TreeId::AttachmentPieces, &id);
+            expired += 1;
+        }
+        if expired == 0 {
+            return Ok(0);
+        }
+        self.finish_write(guard, writes)?;
+        self.finish_purges()?;
+        Ok(expired)
+    }
+
+    fn forget_pow_hashes(&self, before: Day) -> Result<usize> {
+        let guard = self.begin_write()?;
+        let mut writes = WriteSet::default();
+        let mut forgotten = 0;
+        for item in self.trees.get(TreeId::Pow).iter() {
+            let (key, value) = item?;
+            if PowRec::from_bytes(&value)?.day < before {
+                writes.ops.push((TreeId::Pow, key, None));
+                forgotten += 1;
+            }
+        }
+        if forgotten == 0 {
+            return Ok(0);
+        }
+        self.finish_write(guard, writes)?;
+        Ok(forgotten)
+    }
+}
