@@ -213,7 +213,17 @@ async fn demo(listen: std::net::SocketAddr, dir: std::path::PathBuf) -> anyhow::
     println!("  described in:      {}", dir.join("demo.json").display());
     println!();
     println!("Stop with Ctrl-C.");
-    serve_with(setup.config, listener, store).await
+    let mut config = setup.config;
+    // Scripts (benchmarks, the crash loop) may lower the demo's proof-of-work difficulty
+    // the same way `serve` reads it. docs/operating.md#configuration
+    if let Ok(bits) = std::env::var("PELUIT_POW_BITS") {
+        config.limits.pow_bits = bits
+            .parse()
+            .ok()
+            .filter(|bits| *bits <= 40)
+            .context("PELUIT_POW_BITS must be a whole number from 0 to 40")?;
+    }
+    serve_with(config, listener, store).await
 }
 
 /// Stores `manifest` unless the store already has it (same serial).
