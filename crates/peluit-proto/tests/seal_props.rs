@@ -16,9 +16,8 @@ use sha2::{Digest, Sha256};
 
 const MAX: usize = 1 << 20;
 
-/// `cases` per property, kept small because the crypto crates run unoptimized in debug test
-/// builds; a deeper run sets `PROPTEST_CASES` (e.g. `PROPTEST_CASES=1000 cargo test
-/// --release --test seal_props`). Failing cases go to
+/// `cases` per property, sized for a few seconds of `cargo test`; a deeper run sets
+/// `PROPTEST_CASES` (e.g. `PROPTEST_CASES=2000 cargo test --release --test seal_props`). Failing cases go to
 /// `crates/peluit-proto/proptest-regressions/` (tests run in the package folder; proptest's
 /// default looks for a `lib.rs` beside the test file and finds none).
 fn config(cases: u32) -> ProptestConfig {
@@ -81,7 +80,7 @@ fn read_in_pieces(mut opener: impl Read, reads: &[usize]) -> std::io::Result<Vec
 }
 
 proptest! {
-    #![proptest_config(config(16))]
+    #![proptest_config(config(64))]
 
     #[test]
     fn streamed_seal_round_trips_for_any_piece_sizes(
@@ -113,7 +112,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(32))]
+    #![proptest_config(config(128))]
 
     #[test]
     fn whole_messages_round_trip(
@@ -141,7 +140,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(16))]
+    #![proptest_config(config(96))]
 
     #[test]
     fn any_flipped_byte_or_truncation_releases_nothing(
