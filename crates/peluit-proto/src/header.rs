@@ -67,6 +67,25 @@ pub fn inspect_header(bytes: &[u8]) -> Result<HeaderSummary> {
     }
 }
 
+/// Checks that `bytes` starts with a canonically encoded age v1 header, whatever its
+/// stanza types. The age crate also accepts a legacy stanza encoding (a body without its
+/// final short line) for files of its beta versions; Peluit accepts only the canonical
+/// form everywhere, so what opens on the desk is exactly what passes the server's check.
+/// https://c2sp.org/age#header
+pub(crate) fn check_canonical_encoding(bytes: &[u8]) -> Result<()> {
+    let mut rest = bytes
+        .strip_prefix(INTRO)
+        .ok_or(Error::Malformed("age header"))?;
+    loop {
+        if rest.starts_with(MAC_PREFIX) {
+            return Ok(());
+        }
+        let (after, _) =
+            age_core::format::read::age_stanza(rest).map_err(|_| Error::Malformed("age header"))?;
+        rest = after;
+    }
+}
+
 /// Checks that `bytes` starts with an age header sealed to exactly `expected` X25519
 /// recipients, with at most one grease stanza and no other stanza type. Returns the
 /// header length.

@@ -57,7 +57,24 @@ fn decryptor<R: Read>(
     ciphertext: R,
     identities: &[SealIdentity],
 ) -> Result<age::stream::StreamReader<R>> {
-    let decryptor = age::Decryptor::new(ciphertext).map_err(map_decrypt_error)?;
+    unlock(age::Decryptor::new(ciphertext), identities)
+}
+
+/// Whole messages in memory take age's buffered header parser (much faster for small
+/// messages) after the canonical-encoding check of docs/protocol.md#sealing.
+fn decryptor_for_slice<'a>(
+    ciphertext: &'a [u8],
+    identities: &[SealIdentity],
+) -> Result<age::stream::StreamReader<&'a [u8]>> {
+    crate::header::check_canonical_encoding(ciphertext).map_err(|_| Error::DecryptionFailed)?;
+    unlock(age::Decryptor::new_buffered(ciphertext), identities)
+}
+
+fn unlock<R: Read>(
+    decryptor: std::result::Result<age::Decryptor<R>, age::DecryptError>,
+    identities: &[SealIdentity],
+) -> Result<age::stream::StreamReader<R>> {
+    let decryptor = decryptor.map_err(map_decrypt_error)?;
     if decryptor.is_scrypt() {
         return Err(Error::NoMatchingKey);
     }
@@ -97,12 +114,14 @@ pub fn open(
     identities: &[SealIdentity],
     max_len: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let reader = decryptor(ciphertext, identities)?;
-    read_all(reader, max_len)
+    let reader = decryptor_for_slice(ciphertext, identities)?;
+    read_all(reader, max_len, ciphertext.len())
 }
 
-fn read_all(reader: impl Read, max_len: usize) -> Result<Zeroizing<Vec<u8>>> {
-    let mut plaintext = Zeroizing::new(Vec::new());
+fn read_all(reader: impl Read, max_len: usize, expected: usize) -> Result<Zeroizing<Vec<u8>>> {
+    // Reserve the whole output up front: a growing Vec would leave unwiped copies of
+    // plaintext behind in freed memory each time it reallocates.
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(expected.min(max_len) + 1));
     // One byte more than allowed tells an oversize message from one exactly at the limit.
     let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
     match reader.take(limit).read_to_end(&mut plaintext) {
@@ -133,11 +152,12 @@ pub fn open_padded(
     identities: &[SealIdentity],
     max_len: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let opener = StreamOpener::new(ciphertext, identities)?;
+    let opener = StreamOpener::from_reader(decryptor_for_slice(ciphertext, identities)?)?;
     if opener.content_len() > max_len as u64 {
         return Err(Error::TooLarge("sealed message"));
     }
-    read_all(opener, max_len)
+    let content_len = usize::try_from(opener.content_len()).unwrap_or(max_len);
+    read_all(opener, max_len, content_len)
 }
 
 /// A `Write` target whose bytes the sealer hands back after each step.
@@ -195,6 +215,10 @@ impl StreamSealer {
     /// Starts sealing `content_len` bytes of content to `recipients`. The age header and
     /// the length prefix are ready in [`take_output`](Self::take_output).
     pub fn new(recipients: &[SealRecipient], content_len: u64) -> Result<Self> {
+        // Also keeps `padded_len` far from overflow. docs/protocol.md#limits
+        if content_len > crate::limits::MAX_ATTACHMENT_LEN {
+            return Err(Error::TooLarge("sealed message"));
+        }
         let sink = Sink::default();
         let mut writer = encryptor(recipients)?
             .wrap_output(sink.clone())
@@ -296,7 +320,10 @@ impl<R: Read> std::fmt::Debug for StreamOpener<R> {
 impl<R: Read> StreamOpener<R> {
     /// Reads the header and the first chunk (which carries the content length).
     pub fn new(ciphertext: R, identities: &[SealIdentity]) -> Result<Self> {
-        let mut reader = decryptor(ciphertext, identities)?;
+        Self::from_reader(decryptor(ciphertext, identities)?)
+    }
+
+    fn from_reader(mut reader: age::stream::StreamReader<R>) -> Result<Self> {
         let mut prefix = [0u8; LEN_PREFIX as usize];
         reader
             .read_exact(&mut prefix)
@@ -388,17 +415,19 @@ pub fn dangerously_classify_open(
     ciphertext: &[u8],
     identities: &[SealIdentity],
 ) -> std::result::Result<Zeroizing<Vec<u8>>, FailureClass> {
+    // Whatever stops the header from being read, including a cut-short header or nonce,
+    // is a header failure, as is any key-unwrapping error other than these two.
     let class = |e: age::DecryptError| match e {
         age::DecryptError::InvalidMac => FailureClass::Hmac,
         age::DecryptError::NoMatchingKeys => FailureClass::NoMatch,
-        age::DecryptError::DecryptionFailed | age::DecryptError::Io(_) => FailureClass::Payload,
         _ => FailureClass::Header,
     };
-    let decryptor = age::Decryptor::new(ciphertext).map_err(class)?;
+    crate::header::check_canonical_encoding(ciphertext).map_err(|_| FailureClass::Header)?;
+    let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(class)?;
     let reader = decryptor
         .decrypt(identities.iter().map(|i| i.as_age() as &dyn age::Identity))
         .map_err(class)?;
-    read_all(reader, usize::MAX - 1).map_err(|_| FailureClass::Payload)
+    read_all(reader, usize::MAX - 1, ciphertext.len()).map_err(|_| FailureClass::Payload)
 }
 
 #[cfg(test)]
@@ -469,6 +498,10 @@ mod tests {
             .unwrap();
         assert_eq!(opened, content);
 
+        assert!(matches!(
+            StreamSealer::new(&rs, u64::MAX - 3),
+            Err(Error::TooLarge(_))
+        ));
         let mut short = StreamSealer::new(&rs, 10).unwrap();
         short.push(b"abc").unwrap();
         assert!(short.next_tail().is_err(), "less than declared");

@@ -17,10 +17,9 @@
 //!   `hybrid*`): proto's identities are X25519 only.
 //!
 //! That leaves 67 vectors run: `x25519*`, `stanza_*`, `stream_*`, `hmac_*`, `header_crlf`,
-//! `version_unsupported` and `empty`. Seven of them deviate from the testkit for reasons
-//! outside this test (see `KNOWN_DEVIATIONS`): five truncated headers that
-//! `dangerously_classify_open` files as payload failures, and two legacy stanza encodings
-//! that the `age` crate accepts on purpose.
+//! `version_unsupported` and `empty`, each with exactly the testkit's outcome (proto refuses
+//! the legacy stanza encoding the `age` crate still accepts, so the two `stanza_missing_*`
+//! vectors fail as the testkit expects).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -146,68 +145,6 @@ fn load_vectors() -> Vec<Vector> {
     vectors
 }
 
-/// What proto does instead of the testkit's expectation, for a known deviation.
-#[derive(Clone, Copy, Debug)]
-enum Instead {
-    /// Opens the vector and releases a payload with this SHA-256 (hex).
-    Opens(&'static str),
-    /// Fails in another class.
-    Fails(FailureClass),
-}
-
-/// Vectors where proto's outcome differs from the testkit's, and why. Each entry is
-/// asserted exactly, so fixing the cause makes this test fail until the entry is removed.
-/// In every case the user-facing `open` still refuses what it must refuse, except the two
-/// legacy-stanza ones, whose plaintext is authentic (the header MAC covers the stanzas).
-const KNOWN_DEVIATIONS: &[(&str, Instead, &str)] = &[
-    // age 0.12 reports a header cut short (no MAC line, no nonce) as `DecryptError::Io`,
-    // which `dangerously_classify_open` files under payload. Fix proposed for seal.rs:
-    // map every error of `age::Decryptor::new` to `FailureClass::Header`.
-    (
-        "empty",
-        Instead::Fails(FailureClass::Payload),
-        TRUNCATED_HEADER,
-    ),
-    (
-        "hmac_missing",
-        Instead::Fails(FailureClass::Payload),
-        TRUNCATED_HEADER,
-    ),
-    (
-        "hmac_truncated",
-        Instead::Fails(FailureClass::Payload),
-        TRUNCATED_HEADER,
-    ),
-    (
-        "stream_no_nonce",
-        Instead::Fails(FailureClass::Payload),
-        TRUNCATED_HEADER,
-    ),
-    (
-        "stream_short_nonce",
-        Instead::Fails(FailureClass::Payload),
-        TRUNCATED_HEADER,
-    ),
-    // age 0.12 reads headers with `age_core::format::read::legacy_age_stanza`, which
-    // accepts a stanza without its final short body line, for files made by beta
-    // versions of age and rage. proto's own `header::inspect_header` (server side) uses
-    // the strict parser and refuses both.
-    (
-        "stanza_missing_body",
-        Instead::Opens(X25519_PAYLOAD),
-        LEGACY_STANZA,
-    ),
-    (
-        "stanza_missing_final_line",
-        Instead::Opens(X25519_PAYLOAD),
-        LEGACY_STANZA,
-    ),
-];
-/// The payload of the testkit's plain `x25519` vector, which the legacy-stanza vectors share.
-const X25519_PAYLOAD: &str = "013f54400c82da08037759ada907a8b864e97de81c088a182062c4b5622fd2ab";
-const TRUNCATED_HEADER: &str = "truncated header classified as payload failure";
-const LEGACY_STANZA: &str = "age crate's legacy stanza parser accepts a missing final body line";
-
 /// Opens one supported vector through both openers. Returns the classified outcome
 /// (the payload's SHA-256 in hex on success) or a description of a disagreement.
 fn run_vector(vector: &Vector) -> Result<Result<String, FailureClass>, String> {
@@ -254,7 +191,7 @@ fn check(vector: &Vector) -> Result<(), String> {
             .unwrap_or_else(|| panic!("{}: success without payload", vector.name))
             .to_owned()
     };
-    let mut expected: Result<String, FailureClass> = match expect {
+    let expected: Result<String, FailureClass> = match expect {
         "success" => Ok(payload()),
         "header failure" => Err(FailureClass::Header),
         "HMAC failure" => Err(FailureClass::Hmac),
@@ -262,12 +199,6 @@ fn check(vector: &Vector) -> Result<(), String> {
         "payload failure" => Err(FailureClass::Payload),
         other => panic!("{}: unknown expectation {other}", vector.name),
     };
-    if let Some((_, instead, _)) = KNOWN_DEVIATIONS.iter().find(|d| d.0 == vector.name) {
-        expected = match instead {
-            Instead::Opens(sha) => Ok((*sha).to_owned()),
-            Instead::Fails(class) => Err(*class),
-        };
-    }
     let got = run_vector(vector)?;
     if got != expected {
         return Err(format!("expected {expected:?}, got {got:?}"));
@@ -287,7 +218,7 @@ fn c2sp_age_testkit() {
         }
     }
     // A few vectors are 16 MiB streams; spread them over the cores.
-    let mut failures: Vec<String> = std::thread::scope(|scope| {
+    let failures: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = to_run
             .iter()
             .map(|vector| {
@@ -299,11 +230,6 @@ fn c2sp_age_testkit() {
             .filter_map(|h| h.join().expect("vector thread").err())
             .collect()
     });
-    for (name, _, _) in KNOWN_DEVIATIONS {
-        if !to_run.iter().any(|v| v.name == *name) {
-            failures.push(format!("{name}: listed as a known deviation but not run"));
-        }
-    }
     assert!(
         failures.is_empty(),
         "testkit mismatches:\n{}",
