@@ -1293,6 +1293,34 @@ async fn bring_your_own_is_rate_limited() {
 }
 
 #[tokio::test]
+async fn open_uploads_are_capped() {
+    let server = TestServer::start_with(|limits| limits.max_open_uploads = 2).await;
+    let create = || {
+        server
+            .client
+            .post(server.api("/uploads"))
+            .json(&json!({"version": 1, "sealed_size": 1000}))
+            .send()
+    };
+    assert_eq!(create().await.unwrap().status(), 201);
+    // A completed upload still holds disk until a case takes it.
+    let sealed = server.seal(b"bukti");
+    let attached = server.upload(&sealed).await;
+    let before = server.digest();
+    expect_error(create().await.unwrap(), 429, "too_many_requests").await;
+    assert_eq!(server.digest(), before, "a refused upload changes nothing");
+    // Submitting a case attaches the completed upload and frees its place.
+    let body = server.report_body(
+        &server.seal(b"laporan"),
+        &[attached],
+        &SigningKey::generate(),
+    );
+    assert_eq!(server.submit(&body).await.0, 201);
+    assert_eq!(create().await.unwrap().status(), 201);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_failed_sync_turns_writes_into_read_only() {
     let server = TestServer::start().await;
     server.store.dangerously_fail_next_sync();

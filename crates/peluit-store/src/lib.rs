@@ -87,6 +87,10 @@ pub trait CiphertextStore: Send + Sync {
     /// Where an upload stands (what a resuming client asks first).
     fn upload_state(&self, institution: &InstitutionId, upload: UploadId) -> Result<UploadState>;
 
+    /// How many uploads of the institution are not attached to a case yet (they hold
+    /// disk until they are submitted or expire); the server caps this number.
+    fn open_uploads(&self, institution: &InstitutionId) -> Result<usize>;
+
     /// Records a case in one atomic step: refuses a seen proof-of-work hash and any
     /// upload that is unknown, incomplete, already attached or listed twice; attaches the
     /// uploads; stores the envelope; assigns export cursors (case first, then its

@@ -278,6 +278,8 @@ fn story<S: CiphertextStore>(make: impl Fn() -> S) {
         .create_upload(&inst, content1.len() as u64, d1)
         .unwrap();
     known.uploads.push(upload1);
+    assert_eq!(store.open_uploads(&inst).unwrap(), 1);
+    assert_eq!(store.open_uploads(&other).unwrap(), 0);
     let state = store.upload_state(&inst, upload1).unwrap();
     assert_eq!(
         (state.received, state.complete, state.created),
@@ -463,10 +465,13 @@ fn story<S: CiphertextStore>(make: impl Fn() -> S) {
         attachments,
         pow_hash: pow(pow_seed),
     };
+    let open_before = store.open_uploads(&inst).unwrap();
     let case1 = store
         .submit_case(&inst, new_case(&envelope1, vec![upload1, upload2], 1))
         .unwrap();
     assert_eq!(case1.cursor, 1);
+    // Attached uploads no longer count as open.
+    assert_eq!(store.open_uploads(&inst).unwrap(), open_before - 2);
     known.cases.push(case1.id);
     refused!(
         &store,

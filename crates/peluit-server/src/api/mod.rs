@@ -15,8 +15,14 @@ use crate::error::ApiError;
 /// A JSON body, read within the route's body limit (a [`axum::extract::DefaultBodyLimit`]
 /// layer) and parsed strictly. Parse errors are logged by category only: serde's messages
 /// can quote the input, and no request byte may reach the log.
-#[derive(Debug)]
 pub struct StrictJson<T>(pub T);
+
+// Request bodies never reach a log, not even through `{:?}`.
+impl<T> std::fmt::Debug for StrictJson<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StrictJson([redacted])")
+    }
+}
 
 impl<T, S> FromRequest<S> for StrictJson<T>
 where
@@ -33,8 +39,13 @@ where
 
 /// A whole body read within the route's body limit; over-limit and unreadable bodies
 /// become API errors (axum's own rejections are plain text).
-#[derive(Debug)]
 pub struct LimitedBytes(pub Bytes);
+
+impl std::fmt::Debug for LimitedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LimitedBytes({} bytes)", self.0.len())
+    }
+}
 
 impl<S: Send + Sync> FromRequest<S> for LimitedBytes {
     type Rejection = ApiError;

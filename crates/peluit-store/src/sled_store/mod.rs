@@ -940,6 +940,22 @@ impl CiphertextStore for SledStore {
         self.finish_purges()
     }
 
+    fn open_uploads(&self, institution: &InstitutionId) -> Result<usize> {
+        let prefix = Key::institution(institution);
+        let mut open = 0;
+        for item in self
+            .trees
+            .get(TreeId::Uploads)
+            .scan_prefix(prefix.as_slice())
+        {
+            let (_, value) = item?;
+            if UploadRec::from_bytes(&value)?.state != UploadStateRec::Attached {
+                open += 1;
+            }
+        }
+        Ok(open)
+    }
+
     fn cases_before(&self, institution: &InstitutionId, day: Day) -> Result<Vec<CaseId>> {
         let prefix = Key::institution(institution);
         let mut found = Vec::new();

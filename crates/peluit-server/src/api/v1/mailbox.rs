@@ -41,12 +41,22 @@ pub async fn create_challenge(
 }
 
 /// What opening a session answers.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct SessionOpened {
     /// The session handle for `Authorization: Mailbox <session>`.
     pub session: String,
     /// Seconds it stays valid.
     pub expires_in: u64,
+}
+
+// The handle is a credential: it must never reach a log through `{:?}`.
+impl std::fmt::Debug for SessionOpened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionOpened")
+            .field("session", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// `POST …/mailbox/sessions`: body is proto's `ChallengeResponse` JSON. The nonce must be

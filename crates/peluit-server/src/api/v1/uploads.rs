@@ -83,6 +83,19 @@ pub async fn create_upload(
     let id = institution.config.id.clone();
     let size = request.sealed_size;
     let day = today();
+    // Creating uploads needs no credential, and each may fill up to the upload limit
+    // until it expires: cap how many may be open at once, or anyone could fill the disk.
+    // Concurrent creations may overshoot the cap by a few.
+    let counted = id.clone();
+    let open = state
+        .store(move |store| store.open_uploads(&counted))
+        .await?;
+    if open >= state.limits().max_open_uploads {
+        return Err(ApiError::new(
+            ErrorCode::TooManyRequests,
+            "too many open uploads",
+        ));
+    }
     let upload = state
         .store(move |store| {
             let upload = store.create_upload(&id, size, day)?;
