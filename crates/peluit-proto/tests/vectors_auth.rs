@@ -6,6 +6,10 @@
 // helpers too.
 #![cfg(test)]
 
+mod support;
+
+use support::Vector;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -21,75 +25,8 @@ use zeroize::Zeroizing;
 
 const AREA: &str = "auth";
 
-/// One vector file: `name: value` header lines, a blank line, then the body to the end
-/// of the file (C2SP age testkit style).
-struct Vector {
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Vector {
-    fn new(expect: &str, kind: &str) -> Self {
-        Self {
-            headers: vec![
-                ("expect".into(), expect.into()),
-                ("kind".into(), kind.into()),
-            ],
-            body: String::new(),
-        }
-    }
-
-    fn with(mut self, key: &str, value: impl ToString) -> Self {
-        self.headers.push((key.into(), value.to_string()));
-        self
-    }
-
-    fn body(mut self, body: impl Into<String>) -> Self {
-        self.body = body.into();
-        self
-    }
-
-    fn render(&self) -> String {
-        let mut text = String::new();
-        for (key, value) in &self.headers {
-            text.push_str(&format!("{key}: {value}\n"));
-        }
-        text.push('\n');
-        text.push_str(&self.body);
-        text
-    }
-
-    fn parse(text: &str) -> Self {
-        let (head, body) = text
-            .split_once("\n\n")
-            .expect("a blank line after the header");
-        let headers = head
-            .lines()
-            .map(|line| {
-                let (key, value) = line.split_once(": ").expect("a `name: value` header line");
-                (key.to_owned(), value.to_owned())
-            })
-            .collect::<Vec<_>>();
-        assert_eq!(headers[0].0, "expect", "the first header is `expect`");
-        Self {
-            headers,
-            body: body.to_owned(),
-        }
-    }
-
-    fn get(&self, key: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("missing header {key}"))
-    }
-}
-
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors")
-        .join(AREA)
+    support::dir(AREA)
 }
 
 fn class(error: &Error) -> &'static str {
@@ -129,7 +66,8 @@ fn follow_up_signed(institution: &InstitutionId, mailbox: &MailboxId, digest: &[
 }
 
 fn challenge_vector(expect: &str, comment: &str, challenge: &Challenge, body: String) -> Vector {
-    Vector::new(expect, "challenge")
+    Vector::new(expect)
+        .with("kind", "challenge")
         .with("comment", comment)
         .with("institution", challenge.institution())
         .with("nonce", hex::encode(challenge.nonce()))
@@ -144,7 +82,8 @@ fn response_vector(
     body: String,
 ) -> Vector {
     let public = key(seed).verifying_key();
-    Vector::new(expect, "response")
+    Vector::new(expect)
+        .with("kind", "response")
         .with("comment", comment)
         .with("mailbox seed", hex::encode(seed))
         .with("mailbox key", public)
@@ -163,7 +102,8 @@ fn follow_up_vector(
     digest: &[u8; 32],
     signature: &Signature,
 ) -> Vector {
-    Vector::new(expect, "follow-up")
+    Vector::new(expect)
+        .with("kind", "follow-up")
         .with("comment", comment)
         .with("mailbox seed", hex::encode(seed))
         .with("mailbox key", key(seed).verifying_key())
