@@ -130,12 +130,12 @@ impl SledStore {
     pub fn open_with(dir: impl AsRef<Path>, options: SledOptions) -> Result<Self> {
         let dir = dir.as_ref();
         create_private_dir(dir)?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(options.cache_capacity)
             // We flush on every acknowledged step ourselves; a timer flush adds nothing.
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        let db = open_waiting_for_lock(&config)?;
         let trees = TreeId::ALL
             .iter()
             .map(|tree| db.open_tree(tree.name()))
@@ -1095,5 +1095,25 @@ impl CiphertextStore for SledStore {
         }
         self.finish_write(guard, writes)?;
         Ok(forgotten)
+    }
+}
+
+/// Opens sled, waiting up to about a second for its directory lock. sled's background
+/// threads let go of a just-dropped database a moment after the drop returns, so a store
+/// reopened in the same process (a restart after a read-only flip) can briefly find the
+/// lock still held; another live process holding it is still refused.
+fn open_waiting_for_lock(config: &sled::Config) -> sled::Result<sled::Db> {
+    const ATTEMPTS: u32 = 50;
+    let mut attempt = 0;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if attempt < ATTEMPTS && e.to_string().contains("could not acquire lock") =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
     }
 }
