@@ -1,6 +1,10 @@
 //! `POST …/replies` (investigator token): imports a reply bundle from the desk. Every
 //! frame is read and every reply's signature, signer, recipient count and case binding
-//! checked before anything is stored; then the replies are stored in one atomic step.
+//! checked before anything is stored. Then come three durable steps in turn: the carried
+//! manifest (if newer), all replies (one atomic step), each deletion. A failure between
+//! steps only happens when the store turns read-only; after the restart that clears it,
+//! importing the same bundle again completes it (reply ids are digests of the replies, and
+//! the manifest is by then the current one, so it is skipped).
 
 use axum::Json;
 use axum::extract::{Path, State};
