@@ -11,7 +11,6 @@ mod support;
 use support::Vector;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use peluit_proto::Error;
 use peluit_proto::auth::{
@@ -24,10 +23,6 @@ use peluit_proto::keys::{SignContext, Signature, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 const AREA: &str = "auth";
-
-fn dir() -> PathBuf {
-    support::dir(AREA)
-}
 
 fn class(error: &Error) -> &'static str {
     match error {
@@ -408,38 +403,16 @@ fn check(name: &str, vector: &Vector) {
 
 #[test]
 fn every_auth_vector_holds() {
-    let mut seen = 0;
-    for entry in std::fs::read_dir(dir()).expect("the vector directory exists") {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        check(
-            &name,
-            &Vector::parse(&std::fs::read_to_string(&path).unwrap()),
-        );
-        seen += 1;
-    }
-    assert!(seen >= 15, "only {seen} auth vectors");
+    support::check_committed(AREA, 15, check);
 }
 
 #[test]
 fn auth_vectors_are_pinned() {
-    for (name, vector) in generate() {
-        let on_disk = std::fs::read_to_string(dir().join(name))
-            .unwrap_or_else(|_| panic!("{name} is missing; run --ignored write_auth_vectors"));
-        assert_eq!(
-            on_disk,
-            vector.render(),
-            "{name} differs from the code; if the change is intended, rewrite with --ignored write_auth_vectors"
-        );
-    }
+    support::assert_pinned(AREA, generate());
 }
 
 #[test]
 #[ignore = "rewrites the committed vectors"]
 fn write_auth_vectors() {
-    std::fs::create_dir_all(dir()).unwrap();
-    for (name, vector) in generate() {
-        check(name, &vector);
-        std::fs::write(dir().join(name), vector.render()).unwrap();
-    }
+    support::write_all(AREA, generate(), check);
 }

@@ -11,17 +11,12 @@ mod support;
 use support::Vector;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use peluit_proto::Error;
 use peluit_proto::pow::{MAX_NONCE, Stamp};
 use sha2::{Digest, Sha256};
 
 const AREA: &str = "pow";
-
-fn dir() -> PathBuf {
-    support::dir(AREA)
-}
 
 fn class(error: &Error) -> &'static str {
     match error {
@@ -215,38 +210,16 @@ fn check(name: &str, vector: &Vector) {
 
 #[test]
 fn every_pow_vector_holds() {
-    let mut seen = 0;
-    for entry in std::fs::read_dir(dir()).expect("the vector directory exists") {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        check(
-            &name,
-            &Vector::parse(&std::fs::read_to_string(&path).unwrap()),
-        );
-        seen += 1;
-    }
-    assert!(seen >= 10, "only {seen} pow vectors");
+    support::check_committed(AREA, 10, check);
 }
 
 #[test]
 fn pow_vectors_are_pinned() {
-    for (name, vector) in generate() {
-        let on_disk = std::fs::read_to_string(dir().join(name))
-            .unwrap_or_else(|_| panic!("{name} is missing; run --ignored write_pow_vectors"));
-        assert_eq!(
-            on_disk,
-            vector.render(),
-            "{name} differs from the code; if the change is intended, rewrite with --ignored write_pow_vectors"
-        );
-    }
+    support::assert_pinned(AREA, generate());
 }
 
 #[test]
 #[ignore = "rewrites the committed vectors"]
 fn write_pow_vectors() {
-    std::fs::create_dir_all(dir()).unwrap();
-    for (name, vector) in generate() {
-        check(name, &vector);
-        std::fs::write(dir().join(name), vector.render()).unwrap();
-    }
+    support::write_all(AREA, generate(), check);
 }

@@ -10,7 +10,6 @@ mod support;
 use support::Vector;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use peluit_proto::ids::InstitutionId;
 use peluit_proto::receipt::{ENTROPY_LEN, Receipt, ReceiptError};
@@ -19,10 +18,6 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 const AREA: &str = "receipt";
-
-fn dir() -> PathBuf {
-    support::dir(AREA)
-}
 
 fn entropy_of(label: &str) -> [u8; ENTROPY_LEN] {
     Sha256::digest(label.as_bytes())[..ENTROPY_LEN]
@@ -309,38 +304,16 @@ fn check(name: &str, vector: &Vector) {
 
 #[test]
 fn every_receipt_vector_holds() {
-    let mut seen = 0;
-    for entry in std::fs::read_dir(dir()).expect("the vector directory exists") {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        check(
-            &name,
-            &Vector::parse(&std::fs::read_to_string(&path).unwrap()),
-        );
-        seen += 1;
-    }
-    assert!(seen >= 10, "only {seen} receipt vectors");
+    support::check_committed(AREA, 10, check);
 }
 
 #[test]
 fn receipt_vectors_are_pinned() {
-    for (name, vector) in generate() {
-        let on_disk = std::fs::read_to_string(dir().join(name))
-            .unwrap_or_else(|_| panic!("{name} is missing; run --ignored write_receipt_vectors"));
-        assert_eq!(
-            on_disk,
-            vector.render(),
-            "{name} differs from the code; if the change is intended, rewrite with --ignored write_receipt_vectors"
-        );
-    }
+    support::assert_pinned(AREA, generate());
 }
 
 #[test]
 #[ignore = "rewrites the committed vectors"]
 fn write_receipt_vectors() {
-    std::fs::create_dir_all(dir()).unwrap();
-    for (name, vector) in generate() {
-        check(name, &vector);
-        std::fs::write(dir().join(name), vector.render()).unwrap();
-    }
+    support::write_all(AREA, generate(), check);
 }

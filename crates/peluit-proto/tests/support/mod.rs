@@ -71,3 +71,44 @@ pub fn dir(area: &str) -> PathBuf {
         .join("tests/vectors")
         .join(area)
 }
+
+/// Runs `check` on every committed vector of `area`; at least `min` must exist.
+pub fn check_committed(area: &str, min: usize, check: impl Fn(&str, &Vector)) {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir(area)).expect("the vector directory exists") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        check(
+            &name,
+            &Vector::parse(&std::fs::read_to_string(&path).unwrap()),
+        );
+        seen += 1;
+    }
+    assert!(seen >= min, "only {seen} {area} vectors");
+}
+
+/// Fails if a committed vector of `area` differs from what the code generates now.
+pub fn assert_pinned<'a>(area: &str, generated: impl IntoIterator<Item = (&'a str, Vector)>) {
+    for (name, vector) in generated {
+        let on_disk = std::fs::read_to_string(dir(area).join(name))
+            .unwrap_or_else(|_| panic!("{name} is missing; run --ignored write_{area}_vectors"));
+        assert_eq!(
+            on_disk,
+            vector.render(),
+            "{name} differs from the code; if the change is intended, rewrite with --ignored write_{area}_vectors"
+        );
+    }
+}
+
+/// Checks and writes every generated vector of `area` (the `--ignored` rewrite).
+pub fn write_all<'a>(
+    area: &str,
+    generated: impl IntoIterator<Item = (&'a str, Vector)>,
+    check: impl Fn(&str, &Vector),
+) {
+    std::fs::create_dir_all(dir(area)).unwrap();
+    for (name, vector) in generated {
+        check(name, &vector);
+        std::fs::write(dir(area).join(name), vector.render()).unwrap();
+    }
+}
