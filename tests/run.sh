@@ -8,6 +8,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -20,6 +22,22 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+if [ ! -f web/node_modules/.package-lock.json ] || ! cmp -s web/package-lock.json web/node_modules/.package-lock.json.src 2>/dev/null; then
+  step "installing the page's build and test tools (web/package-lock.json)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.package-lock.json.src)
+fi
+
+step "the page's crypto module rebuilds byte for byte as committed (web/build.sh)"
+rebuilt=$(mktemp -d)
+web/build.sh "$rebuilt" >/dev/null
+for file in peluit.wasm peluit-nowasm.js; do
+  if ! cmp -s "$rebuilt/$file" "crates/peluit-server/assets/$file"; then
+    echo "crates/peluit-server/assets/$file differs from a fresh build: run web/build.sh and commit" >&2
+    exit 1
+  fi
+done
+rm -rf "$rebuilt"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -29,8 +47,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --locked --workspace
 
-step "peluit-proto for wasm32-unknown-unknown"
-cargo build --locked -p peluit-proto --target wasm32-unknown-unknown
+step "peluit-web's WebAssembly interface under clippy"
+cargo clippy --locked -p peluit-web --target wasm32-unknown-unknown -- -D warnings
 
 if [ -d fuzz ]; then
   step "fuzz targets build and pass their seed corpora"

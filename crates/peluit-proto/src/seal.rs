@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::keys::{SealIdentity, SealRecipient};
-use crate::limits::{CHUNK_SIZE, MAX_RECIPIENTS};
+use crate::limits::{CHUNK_SIZE, MAX_RECIPIENTS, SEALED_CHUNK_SIZE};
 use crate::{Error, Result};
 
 /// Smallest padded size: every padded message is at least this long.
@@ -165,6 +165,13 @@ pub fn open_padded(
 struct Sink(Arc<Mutex<Vec<u8>>>);
 
 impl Sink {
+    fn len(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
     fn take(&self) -> Vec<u8> {
         std::mem::take(
             &mut *self
@@ -200,6 +207,7 @@ pub struct StreamSealer {
     padding_left: u64,
     digest: Sha256,
     sealed_len: u64,
+    total_len: u64,
 }
 
 impl std::fmt::Debug for StreamSealer {
@@ -223,17 +231,24 @@ impl StreamSealer {
         let mut writer = encryptor(recipients)?
             .wrap_output(sink.clone())
             .map_err(|_| Error::InvalidUse("age writer"))?;
+        // age writes its header and payload nonce at once; the payload adds a 16-byte tag
+        // to every chunk of up to CHUNK_SIZE bytes of the padded plaintext.
+        // docs/protocol.md#sealing
+        let prefix_len = sink.len() as u64;
         writer
             .write_all(&content_len.to_be_bytes())
             .map_err(|_| Error::InvalidUse("age writer"))?;
+        let padded = padded_len(content_len);
+        let chunks = padded.div_ceil(CHUNK_SIZE as u64);
         Ok(Self {
             writer: Some(writer),
             sink,
             content_len,
             pushed: 0,
-            padding_left: padded_len(content_len) - LEN_PREFIX - content_len,
+            padding_left: padded - LEN_PREFIX - content_len,
             digest: Sha256::new(),
             sealed_len: 0,
+            total_len: prefix_len + padded + chunks * (SEALED_CHUNK_SIZE - CHUNK_SIZE) as u64,
         })
     }
 
@@ -295,6 +310,12 @@ impl StreamSealer {
     /// Bytes of ciphertext returned so far.
     pub fn sealed_len(&self) -> u64 {
         self.sealed_len
+    }
+
+    /// Bytes of ciphertext the whole message will have, known from the start: what an
+    /// upload declares before its first byte is sealed.
+    pub fn total_len(&self) -> u64 {
+        self.total_len
     }
 }
 
@@ -491,6 +512,7 @@ mod tests {
             <[u8; 32]>::from(Sha256::digest(&sealed))
         );
         assert_eq!(sealer.sealed_len(), sealed.len() as u64);
+        assert_eq!(sealer.total_len(), sealed.len() as u64);
         let mut opened = Vec::new();
         StreamOpener::new(&sealed[..], &ids)
             .unwrap()

@@ -58,6 +58,7 @@ fn seal_in_pieces(content: &[u8], pieces: &[usize], recipients: &[SealRecipient]
         sealed.extend(tail);
     }
     assert_eq!(sealer.sealed_len(), sealed.len() as u64);
+    assert_eq!(sealer.total_len(), sealed.len() as u64);
     assert_eq!(
         sealer.sealed_sha256(),
         <[u8; 32]>::from(Sha256::digest(&sealed))

@@ -117,3 +117,54 @@ async fn every_route_answers_with_the_header_policy() {
     assert_policy(&oversize, "an oversize body");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn every_asset_is_embedded_and_published_with_its_hash() {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    let mut embedded: Vec<String> = peluit_server::assets::asset_names()
+        .map(str::to_owned)
+        .collect();
+    embedded.sort();
+    assert_eq!(embedded, on_disk, "assets/ and the embedded list differ");
+
+    let server = TestServer::start().await;
+    let published: Value = server
+        .client
+        .get(server.url("/.well-known/peluit-bundle.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(published["version"], 1);
+    let assets = published["assets"].as_object().unwrap();
+    assert_eq!(assets.len(), on_disk.len() + 1, "every asset and /");
+    for name in &on_disk {
+        let path = format!("/assets/{name}");
+        let served = server
+            .client
+            .get(server.url(&path))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let on_disk = std::fs::read(dir.join(name)).unwrap();
+        assert_eq!(served, on_disk, "{path} is served as built");
+        assert_eq!(
+            assets[&path],
+            hex::encode(Sha256::digest(&on_disk)),
+            "{path}"
+        );
+    }
+    assert_eq!(assets["/"], assets["/assets/index.html"]);
+    server.stop().await;
+}

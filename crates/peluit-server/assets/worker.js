@@ -1,0 +1,215 @@
+// The page's crypto worker: runs peluit-web (WebAssembly, or its wasm2js translation where
+// WebAssembly is off), seals attachments chunk by chunk while uploading them, and computes
+// the proof of work, all off the main thread. Secrets stay inside the module.
+// Messages and operations: docs/web.md#worker.
+
+const OP = {
+  VerifyManifest: 1, NewReceipt: 2, OpenReceipt: 3, AttachmentBegin: 4,
+  AttachmentPush: 5, AttachmentTail: 6, AttachmentEnd: 7, SealReport: 8, MintStamp: 9,
+  AnswerChallenge: 10, OpenReply: 11, SealFollowUp: 12, Forget: 13,
+};
+// Sealed bytes per upload request; memory stays near this whatever the file size.
+const UPLOAD_BATCH = 1 << 20;
+// Plaintext handed to the module per call.
+const PUSH_SIZE = 64 * 1024;
+// Nonces tried per proof-of-work call between progress messages.
+const POW_SLICE = 1 << 14;
+const UPLOAD_RETRIES = 5;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+let core = null;
+let engine = "";
+
+class CoreError extends Error {
+  constructor(answer) {
+    super(answer.message || answer.code);
+    this.code = answer.code;
+    this.detail = answer.detail;
+  }
+}
+
+async function loadCore(allowWasm) {
+  if (allowWasm && typeof WebAssembly === "object") {
+    try {
+      const response = await fetch("/assets/peluit.wasm");
+      const { instance } = await WebAssembly.instantiate(await response.arrayBuffer(), {});
+      return [instance.exports, "wasm"];
+    } catch (_) {
+      // Fall back to the JavaScript translation of the same module.
+    }
+  }
+  return [await import("/assets/peluit-nowasm.js"), "js"];
+}
+
+// One call into the module: 32 fresh random bytes, then the request.
+function call(op, input) {
+  const ptr = core.peluit_input(32 + input.length) >>> 0;
+  const view = new Uint8Array(core.memory.buffer, ptr, 32 + input.length);
+  crypto.getRandomValues(view.subarray(0, 32));
+  view.set(input, 32);
+  const status = core.peluit_call(op);
+  const out = new Uint8Array(
+    core.memory.buffer, core.peluit_output() >>> 0, core.peluit_output_len() >>> 0,
+  ).slice();
+  if (status !== 0) throw new CoreError(JSON.parse(decoder.decode(out)));
+  return out;
+}
+
+function callJson(op, request) {
+  return JSON.parse(decoder.decode(call(op, encoder.encode(JSON.stringify(request)))));
+}
+
+function withHandle(handle, bytes) {
+  const input = new Uint8Array(4 + bytes.length);
+  new DataView(input.buffer).setUint32(0, handle, true);
+  input.set(bytes, 4);
+  return input;
+}
+
+class HttpError extends Error {
+  constructor(status, code) {
+    super(`HTTP ${status} ${code}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(url, options) {
+  const response = await fetch(url, { credentials: "omit", cache: "no-store", ...options });
+  if (!response.ok) {
+    let code = "internal";
+    try { code = (await response.json()).code; } catch (_) { /* not JSON */ }
+    throw new HttpError(response.status, code);
+  }
+  return response.json();
+}
+
+function postJson(url, body) {
+  return api(url, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+}
+
+// Sends sealed bytes that start at `start`; after a dropped connection it asks the server
+// how far it got and sends only the rest. Returns the new acknowledged offset.
+async function sendBatch(base, bytes, start) {
+  let offset = start;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const answer = await api(`${base}?offset=${offset}`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/octet-stream" },
+        body: bytes.subarray(offset - start),
+      });
+      if (answer.offset !== start + bytes.length) throw new HttpError(500, "short_append");
+      return answer.offset;
+    } catch (error) {
+      if (error instanceof HttpError && error.status < 500 && error.status !== 408
+          && error.status !== 409) throw error;
+      if (attempt >= UPLOAD_RETRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+      try {
+        const status = await api(base, { method: "GET" });
+        if (status.offset >= start && status.offset <= start + bytes.length) {
+          offset = status.offset;
+          if (offset === start + bytes.length) return offset;
+        }
+      } catch (_) { /* retry the same bytes */ }
+    }
+  }
+}
+
+async function sealAndUpload(id, file, institutionBase) {
+  const { handle, sealed_size: sealedSize } = callJson(OP.AttachmentBegin, { size: file.size });
+  const created = await postJson(`${institutionBase}/uploads`, { version: 1, sealed_size: sealedSize });
+  const base = `${institutionBase}/uploads/${created.upload}`;
+  let acknowledged = 0;
+  let pending = new Uint8Array(UPLOAD_BATCH);
+  let filled = 0;
+  const progress = () => postMessage({ id, progress: { done: acknowledged, total: sealedSize } });
+  const add = async (bytes) => {
+    let rest = bytes;
+    while (rest.length > 0) {
+      const n = Math.min(rest.length, UPLOAD_BATCH - filled);
+      pending.set(rest.subarray(0, n), filled);
+      filled += n;
+      rest = rest.subarray(n);
+      if (filled === UPLOAD_BATCH) {
+        acknowledged = await sendBatch(base, pending, acknowledged);
+        filled = 0;
+        progress();
+      }
+    }
+  };
+  const reader = file.stream().getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    for (let at = 0; at < value.length; at += PUSH_SIZE) {
+      await add(call(OP.AttachmentPush, withHandle(handle, value.subarray(at, at + PUSH_SIZE))));
+    }
+  }
+  for (;;) {
+    const out = call(OP.AttachmentTail, withHandle(handle, new Uint8Array(0)));
+    await add(out.subarray(1));
+    if (out[0] === 1) break;
+  }
+  if (filled > 0) {
+    acknowledged = await sendBatch(base, pending.subarray(0, filled), acknowledged);
+    progress();
+  }
+  pending = null;
+  const digest = callJson(OP.AttachmentEnd, { handle });
+  await postJson(`${base}/complete`, {});
+  return {
+    upload: created.upload,
+    name: file.name,
+    media_type: (file.type || "application/octet-stream").toLowerCase(),
+    size: file.size,
+    sealed_sha256: digest.sealed_sha256,
+  };
+}
+
+function mint(id, resource, bits) {
+  const expected = 2 ** bits;
+  for (let start = 0; ; start += POW_SLICE) {
+    const { stamp } = callJson(OP.MintStamp, { resource, bits, start, count: POW_SLICE });
+    if (stamp) return JSON.parse(stamp);
+    postMessage({ id, progress: { done: start + POW_SLICE, total: expected } });
+  }
+}
+
+async function handle(message) {
+  switch (message.type) {
+    case "load": {
+      [core, engine] = await loadCore(message.allowWasm);
+      return { engine };
+    }
+    case "op":
+      return callJson(OP[message.op], message.request);
+    case "upload":
+      return sealAndUpload(message.id, message.file, message.base);
+    case "pow":
+      return mint(message.id, message.resource, message.bits);
+    default:
+      throw new Error("unknown message");
+  }
+}
+
+self.onmessage = async (event) => {
+  const message = event.data;
+  try {
+    postMessage({ id: message.id, result: await handle(message) });
+  } catch (error) {
+    postMessage({
+      id: message.id,
+      error: {
+        code: error.code || (error instanceof TypeError ? "network" : "internal"),
+        detail: error.detail || null,
+        status: error.status || null,
+        message: String(error.message || error),
+      },
+    });
+  }
+};
