@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Ingest benchmarks (issue 3), in one run on one disk:
-#   1. dd bs=1M count=1024 conv=fsync into the bench folder: the disk's durable speed;
-#   2. one 1 GiB sealed upload over loopback to a release demo server: MB/s and ratio to dd,
-#      and the server's peak RSS (VmHWM);
+#   1+2. ROUNDS times, alternating: dd bs=1M count=1024 conv=fsync into the bench folder
+#      (the disk's durable speed), then one 1 GiB sealed upload over loopback to a release
+#      demo server; medians of both, their ratio, and the server's peak RSS (VmHWM);
 #   3. 20 concurrent uploads (UPLOAD20_MIB each) to a fresh server: its peak RSS;
 #   4. durable submissions of ~4 KiB envelopes from 64 clients, proof of work at 4 bits.
 # Usage: crates/peluit-server/benches/ingest.sh [BENCH_DIR]   (default: target/bench-ingest,
@@ -12,6 +12,7 @@ cd "$(dirname "$0")/../../.."
 BENCH_DIR="${1:-target/bench-ingest}"
 UPLOAD20_MIB="${UPLOAD20_MIB:-64}"
 SUBMISSIONS="${SUBMISSIONS:-20000}"
+ROUNDS="${ROUNDS:-3}"
 
 cargo build --quiet --release -p peluit-server --bin peluit-server --example ingest_client
 SERVER=target/release/peluit-server
@@ -45,26 +46,33 @@ hwm_mib() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), \
 disk $(df --output=source "$BENCH_DIR" | tail -1) ($(df --output=fstype "$BENCH_DIR" | tail -1))"
 
-# 1. dd to the same disk.
-t0=$(now)
-dd if=/dev/zero of="$BENCH_DIR/dd.bin" bs=1M count=1024 conv=fsync status=none
-t1=$(now)
-rm -f "$BENCH_DIR/dd.bin"
-DD=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 1073741824 / (b - a) / 1e6 }')
-echo "dd bs=1M count=1024 conv=fsync: $DD MB/s"
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other engineers' builds share these cores)"
 
-# 2. One 1 GiB sealed upload.
+# 1+2. dd and one 1 GiB sealed upload, alternating, to the same disk.
 start_server "$BENCH_DIR/demo1"
 "$CLIENT" make "$BENCH_DIR/demo1" "$SHM/sealed.age" 1073741824 >/dev/null
 SEALED=$(stat -c %s "$SHM/sealed.age")
 SEALED_1G=$((1 << 30))
-t0=$(now)
-"$CLIENT" upload "$BENCH_DIR/demo1" "$SHM/sealed.age" "$SEALED_1G" 1 >/dev/null
-t1=$(now)
-UP=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 1073741824 / (b - a) / 1e6 }')
+DDS=""; UPS=""
+for round in $(seq 1 "$ROUNDS"); do
+  t0=$(now)
+  dd if=/dev/zero of="$BENCH_DIR/dd.bin" bs=1M count=1024 conv=fsync status=none
+  t1=$(now)
+  rm -f "$BENCH_DIR/dd.bin"
+  DD=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 1073741824 / (b - a) / 1e6 }')
+  t0=$(now)
+  "$CLIENT" upload "$BENCH_DIR/demo1" "$SHM/sealed.age" "$SEALED_1G" 1 >/dev/null
+  t1=$(now)
+  UP=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 1073741824 / (b - a) / 1e6 }')
+  echo "round $round: dd bs=1M count=1024 conv=fsync $DD MB/s; 1 GiB upload $UP MB/s (ratio $(awk -v u="$UP" -v d="$DD" 'BEGIN { printf "%.2f", u / d }'))"
+  DDS="$DDS $DD"; UPS="$UPS $UP"
+done
+DD=$(echo "$DDS" | tr ' ' '\n' | grep . | median)
+UP=$(echo "$UPS" | tr ' ' '\n' | grep . | median)
 RATIO=$(awk -v u="$UP" -v d="$DD" 'BEGIN { printf "%.2f", u / d }')
 HWM1=$(hwm_mib)
-echo "1 GiB sealed upload over loopback (one PUT, first 1 GiB of a ${SEALED}-byte age file): $UP MB/s, ratio to dd $RATIO, server peak RSS $HWM1 MiB"
+echo "median of $ROUNDS: dd $DD MB/s; 1 GiB sealed upload over loopback (one PUT, first 1 GiB of a ${SEALED}-byte age file) $UP MB/s; ratio of medians $RATIO; server peak RSS $HWM1 MiB"
 stop_server
 
 # 3. 20 uploads at once, fresh server (so VmHWM is theirs).
@@ -78,8 +86,17 @@ echo "20 concurrent uploads of $UPLOAD20_MIB MiB: $UP20 MB/s total, server peak 
 stop_server
 rm -f "$SHM/sealed.age"
 
-# 4. Small durable submissions, fresh server.
+# 4. Small durable submissions, fresh server, ROUNDS runs.
 start_server "$BENCH_DIR/demosub"
-"$CLIENT" submit "$BENCH_DIR/demosub" 64 "$SUBMISSIONS" 4
+: >"$BENCH_DIR/submit.out"
+for round in $(seq 1 "$ROUNDS"); do
+  "$CLIENT" submit "$BENCH_DIR/demosub" 64 "$SUBMISSIONS" 4 | tee -a "$BENCH_DIR/submit.out"
+done
+# "…: 2917/s, p50 20.1 ms, p99 71.0 ms"
+RATE=$(sed -E 's/.*: ([0-9.]+)\/s, .*/\1/' "$BENCH_DIR/submit.out" | median)
+P50=$(sed -E 's/.*p50 ([0-9.]+) ms.*/\1/' "$BENCH_DIR/submit.out" | median)
+P99=$(sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' "$BENCH_DIR/submit.out" | median)
+echo "median of $ROUNDS submission runs: $RATE/s, p50 $P50 ms, p99 $P99 ms"
 echo "server peak RSS after submissions: $(hwm_mib) MiB"
 stop_server
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

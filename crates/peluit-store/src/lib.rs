@@ -17,9 +17,11 @@ pub use model::{
 };
 pub use sled_store::{PIECE_LEN, SledOptions, SledStore};
 
-/// Most chunks one [`CiphertextStore::append_upload_chunks`] call may carry (16 MiB of
-/// sealed STREAM chunks): bounds the size of one step.
+/// Most chunks one [`CiphertextStore::append_upload_chunks`] or [`UploadSink::write`] call
+/// may carry (16 MiB of sealed STREAM chunks): bounds the size of one call.
 pub const MAX_CHUNKS_PER_APPEND: usize = 256;
+
+use std::sync::Arc;
 
 use peluit_proto::day::Day;
 use peluit_proto::ids::{CaseId, InstitutionId, UploadId};
@@ -79,6 +81,18 @@ pub trait CiphertextStore: Send + Sync {
         offset: u64,
         chunks: &[SealedChunk],
     ) -> Result<u64>;
+
+    /// Opens the upload's one append session at `offset`, which must equal the bytes
+    /// received so far; a second session on the same upload is refused with
+    /// [`Error::Conflict`] while the first is open. This is how a streamed body reaches
+    /// disk speed: bytes are written as they arrive and made durable by a commit now and
+    /// then, without a step per chunk.
+    fn open_upload_sink(
+        &self,
+        institution: &InstitutionId,
+        upload: UploadId,
+        offset: u64,
+    ) -> Result<Arc<dyn UploadSink>>;
 
     /// Marks an upload complete; refused unless every declared byte arrived. Completing a
     /// complete upload again succeeds (a retried request).
@@ -183,4 +197,20 @@ pub trait CiphertextStore: Send + Sync {
     /// Forgets, across all institutions, proof-of-work hashes recorded before `before`
     /// (stamps that old no longer verify). Returns how many.
     fn forget_pow_hashes(&self, before: Day) -> Result<usize>;
+}
+
+/// An open append session on one upload ([`CiphertextStore::open_upload_sink`]). Written
+/// bytes count only once a commit returns: dropping the session discards everything
+/// written after the last commit, and so does a crash.
+pub trait UploadSink: Send + Sync {
+    /// Writes `chunks` after every byte written so far in this session, under the rules of
+    /// [`CiphertextStore::append_upload`] for each chunk and at most
+    /// [`MAX_CHUNKS_PER_APPEND`] of them. Neither durable nor visible yet: returns the end
+    /// of the bytes written.
+    fn write(&self, chunks: &[SealedChunk]) -> Result<u64>;
+
+    /// One acknowledged step: makes every byte written before the call durable and
+    /// records it as received (the offset `upload_state` reports). Returns that offset.
+    /// May run on another thread while `write` goes on; commits take turns.
+    fn commit(&self) -> Result<u64>;
 }

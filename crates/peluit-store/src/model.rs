@@ -143,7 +143,7 @@ pub struct UploadState {
     pub declared_len: u64,
     /// Bytes received so far: the only offset the next append may start at.
     pub received: u64,
-    /// Stored pieces so far.
+    /// Sealed chunks appended so far.
     pub chunks: u64,
     /// Every declared byte arrived and the client completed the upload.
     pub complete: bool,
@@ -331,7 +331,7 @@ impl ExportItem {
     }
 }
 
-/// Sealed attachment bytes, read lazily piece by piece: memory does not grow with the
+/// Sealed attachment bytes, read lazily chunk by chunk: memory does not grow with the
 /// attachment. Chunk boundaries are the store's, not the uploader's; only the
 /// concatenation is meaningful.
 pub type SealedChunks = Box<dyn Iterator<Item = crate::Result<SealedChunk>> + Send>;

@@ -446,6 +446,90 @@ fn story<S: CiphertextStore>(make: impl Fn() -> S) {
         .unwrap();
     store.complete_upload(&inst, upload5).unwrap();
 
+    // --- Append sessions: bytes count once committed; one session per upload.
+    let content6 = bytes(3 * SEALED_CHUNK_SIZE + 11, 66);
+    let upload6 = store
+        .create_upload(&inst, content6.len() as u64, d1)
+        .unwrap();
+    known.uploads.push(upload6);
+    let piece6 = |from: usize, to: usize| -> Vec<SealedChunk> {
+        content6[from..to]
+            .chunks(SEALED_CHUNK_SIZE)
+            .map(|piece| SealedChunk::new(piece.to_vec()))
+            .collect()
+    };
+    refused!(
+        &store,
+        &known,
+        store.open_upload_sink(&inst, upload6, 1).map(drop),
+        Error::Conflict(_)
+    );
+    refused!(
+        &store,
+        &known,
+        store
+            .open_upload_sink(&inst, UploadId::random(), 0)
+            .map(drop),
+        Error::NotFound(_)
+    );
+    // Written but never committed: dropped with the session, the store unchanged.
+    let before = observe(&store, &known);
+    {
+        let sink = store.open_upload_sink(&inst, upload6, 0).unwrap();
+        assert!(matches!(
+            store.open_upload_sink(&inst, upload6, 0).map(drop),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            store.append_upload(&inst, upload6, 0, &piece6(0, 10)[0]),
+            Err(Error::Conflict(_))
+        ));
+        assert_eq!(
+            sink.write(&piece6(0, SEALED_CHUNK_SIZE)).unwrap(),
+            SEALED_CHUNK_SIZE as u64
+        );
+        assert_eq!(store.upload_state(&inst, upload6).unwrap().received, 0);
+        assert!(matches!(
+            sink.write(&[SealedChunk::new(bytes(content6.len(), 1))]),
+            Err(Error::TooLarge(_))
+        ));
+        assert!(matches!(sink.write(&[]), Err(Error::Invalid(_))));
+    }
+    assert_eq!(observe(&store, &known), before);
+    // Committed in two steps, with a write past the declared length refused in between.
+    let sink = store.open_upload_sink(&inst, upload6, 0).unwrap();
+    sink.write(&piece6(0, 2 * SEALED_CHUNK_SIZE)).unwrap();
+    assert_eq!(sink.commit().unwrap(), 2 * SEALED_CHUNK_SIZE as u64);
+    assert_eq!(
+        store.upload_state(&inst, upload6).unwrap().received,
+        2 * SEALED_CHUNK_SIZE as u64
+    );
+    assert!(matches!(
+        sink.write(
+            &[
+                piece6(2 * SEALED_CHUNK_SIZE, content6.len()),
+                vec![SealedChunk::new(bytes(1, 2))]
+            ]
+            .concat()
+        ),
+        Err(Error::Conflict(_))
+    ));
+    sink.write(&piece6(2 * SEALED_CHUNK_SIZE, content6.len()))
+        .unwrap();
+    // A commit with nothing new written is a no-op that reports the same offset.
+    assert_eq!(sink.commit().unwrap(), content6.len() as u64);
+    assert_eq!(sink.commit().unwrap(), content6.len() as u64);
+    drop(sink);
+    store.complete_upload(&inst, upload6).unwrap();
+    refused!(
+        &store,
+        &known,
+        store
+            .open_upload_sink(&inst, upload6, content6.len() as u64)
+            .map(drop),
+        Error::Conflict(_)
+    );
+
     let content2 = bytes(5000, 22);
     let upload2 = upload_whole(&store, &inst, &content2, d1);
     let upload3 = store.create_upload(&inst, 100, d0).unwrap();

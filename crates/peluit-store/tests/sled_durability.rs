@@ -1,6 +1,7 @@
 //! Durability of the sled store: group commit shares syncs, a failed sync turns the store
-//! read-only, refused writes leave every tree byte-identical, no value spills to sled's
-//! unsynced blob files, and a process killed mid-write keeps every acknowledged case.
+//! read-only, refused writes leave every tree and upload file byte-identical, no value
+//! spills to sled's unsynced blob files, upload files are cut back to their acknowledged
+//! length, and a process killed mid-write keeps every acknowledged case.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
@@ -225,8 +226,9 @@ fn blob_files(dir: &Path) -> usize {
 fn large_values_never_spill_to_unsynced_blob_files() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path()).unwrap();
-    // 4 MiB of attachment in full sealed STREAM chunks, a 1 MiB envelope, a 4 MiB reply:
-    // with 64 KiB values sled 0.34 writes hundreds of blob files for this.
+    // 4 MiB of attachment in full sealed STREAM chunks (into its file), a 1 MiB envelope
+    // and a 4 MiB reply (into sled): with 64 KiB values sled 0.34 writes hundreds of blob
+    // files for the last two.
     let content = bytes(9, 4 * 1024 * 1024);
     let upload = store
         .create_upload(&inst(), content.len() as u64, day())
@@ -269,18 +271,20 @@ fn large_values_never_spill_to_unsynced_blob_files() {
 const CRASH_DIR: &str = "PELUIT_STORE_CRASH_DIR";
 const CRASH_ROUND: &str = "PELUIT_STORE_CRASH_ROUND";
 
-/// One acknowledged write of the child: the case and the seed its bytes come from.
+/// One acknowledged write of the child: the case and the seed its bytes come from. The
+/// attachment goes through an append session, one chunk per commit, so a kill often
+/// lands between a write and its commit and leaves an unacknowledged tail in the file.
 fn crash_child_write(store: &SledStore, seed: u64) -> CaseId {
     let content = bytes(seed, 3 * SEALED_CHUNK_SIZE / 2);
     let upload = store
         .create_upload(&inst(), content.len() as u64, day())
         .unwrap();
-    let mut offset = 0;
+    let sink = store.open_upload_sink(&inst(), upload, 0).unwrap();
     for piece in content.chunks(SEALED_CHUNK_SIZE) {
-        offset = store
-            .append_upload(&inst(), upload, offset, &SealedChunk::new(piece.to_vec()))
-            .unwrap();
+        sink.write(&[SealedChunk::new(piece.to_vec())]).unwrap();
+        sink.commit().unwrap();
     }
+    drop(sink);
     store.complete_upload(&inst(), upload).unwrap();
     store
         .submit_case(&inst(), small_case(seed, vec![upload]))
@@ -389,7 +393,188 @@ fn acknowledged_cases_survive_kill_9() {
         assert!(acked_this_round > 0, "the child acknowledged nothing");
         let store = SledStore::open(dir.path()).unwrap();
         check_acknowledged(&store, &acknowledged);
+        assert_files_match_records(dir.path(), &store);
     }
+}
+
+/// Every upload file is exactly as long as its upload's acknowledged bytes, and every
+/// file belongs to an upload that has some.
+fn assert_files_match_records(dir: &Path, store: &SledStore) {
+    let folder = dir.join("uploads").join(inst().as_str());
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let entry = entry.unwrap();
+        let upload: UploadId = entry.file_name().to_str().unwrap().parse().unwrap();
+        let received = store.upload_state(&inst(), upload).unwrap().received;
+        assert!(
+            received > 0,
+            "a file for an upload with nothing acknowledged"
+        );
+        assert_eq!(
+            entry.metadata().unwrap().len(),
+            received,
+            "file of {upload}"
+        );
+    }
+}
+
+fn upload_file(dir: &Path, upload: UploadId) -> std::path::PathBuf {
+    dir.join("uploads")
+        .join(inst().as_str())
+        .join(upload.to_string())
+}
+
+fn chunks_of(content: &[u8]) -> Vec<SealedChunk> {
+    content
+        .chunks(SEALED_CHUNK_SIZE)
+        .map(|piece| SealedChunk::new(piece.to_vec()))
+        .collect()
+}
+
+#[test]
+fn upload_bytes_live_in_one_file_per_upload_cut_back_to_the_acknowledged_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = bytes(21, 5 * SEALED_CHUNK_SIZE + 3);
+    let (upload, orphan) = {
+        let store = SledStore::open(dir.path()).unwrap();
+        let upload = store
+            .create_upload(&inst(), content.len() as u64, day())
+            .unwrap();
+        assert!(!upload_file(dir.path(), upload).exists());
+        let sink = store.open_upload_sink(&inst(), upload, 0).unwrap();
+        sink.write(&chunks_of(&content[..2 * SEALED_CHUNK_SIZE]))
+            .unwrap();
+        sink.commit().unwrap();
+        drop(sink);
+        assert_eq!(
+            std::fs::read(upload_file(dir.path(), upload)).unwrap(),
+            &content[..2 * SEALED_CHUNK_SIZE]
+        );
+        // What a crash between a write and its commit leaves: a tail past the recorded
+        // length, and a file whose upload record never became durable.
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(upload_file(dir.path(), upload))
+            .unwrap()
+            .write_all(&content[2 * SEALED_CHUNK_SIZE..3 * SEALED_CHUNK_SIZE])
+            .unwrap();
+        let orphan = UploadId::random();
+        std::fs::write(upload_file(dir.path(), orphan), b"unacknowledged").unwrap();
+        // Not the store's: left alone, and no reason to refuse to open.
+        std::fs::write(dir.path().join("uploads/notes.txt"), b"x").unwrap();
+        (upload, orphan)
+    };
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(
+        std::fs::metadata(upload_file(dir.path(), upload))
+            .unwrap()
+            .len(),
+        2 * SEALED_CHUNK_SIZE as u64
+    );
+    assert!(!upload_file(dir.path(), orphan).exists());
+    assert!(dir.path().join("uploads/notes.txt").exists());
+    assert_files_match_records(dir.path(), &store);
+    // The upload resumes at its acknowledged end and reads back whole.
+    let at = store.upload_state(&inst(), upload).unwrap().received;
+    store
+        .append_upload_chunks(&inst(), upload, at, &chunks_of(&content[at as usize..]))
+        .unwrap();
+    store.complete_upload(&inst(), upload).unwrap();
+    let case = store
+        .submit_case(&inst(), small_case(21, vec![upload]))
+        .unwrap();
+    let read: Vec<u8> = store
+        .attachment_chunks(&inst(), case.id, upload)
+        .unwrap()
+        .flat_map(|chunk| chunk.unwrap().into_bytes())
+        .collect();
+    assert!(read == content);
+    // A file cut short behind the store's back is reported, never read as shorter.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(upload_file(dir.path(), upload))
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let outcome: Result<Vec<_>, Error> = store
+        .attachment_chunks(&inst(), case.id, upload)
+        .unwrap()
+        .collect();
+    assert!(matches!(outcome, Err(Error::Corrupt(_))));
+}
+
+#[test]
+fn deleting_a_case_or_expiring_an_upload_removes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let attached = store.create_upload(&inst(), 1000, day()).unwrap();
+    store
+        .append_upload(&inst(), attached, 0, &SealedChunk::new(bytes(31, 1000)))
+        .unwrap();
+    store.complete_upload(&inst(), attached).unwrap();
+    let case = store
+        .submit_case(&inst(), small_case(31, vec![attached]))
+        .unwrap();
+    let stale = store
+        .create_upload(&inst(), 1000, "2026-01-01".parse().unwrap())
+        .unwrap();
+    store
+        .append_upload(&inst(), stale, 0, &SealedChunk::new(bytes(32, 10)))
+        .unwrap();
+    assert!(upload_file(dir.path(), attached).exists());
+    assert!(upload_file(dir.path(), stale).exists());
+    store.delete_case(&inst(), case.id, day()).unwrap();
+    assert!(!upload_file(dir.path(), attached).exists());
+    assert_eq!(store.expire_uploads(day()).unwrap(), 1);
+    assert!(!upload_file(dir.path(), stale).exists());
+}
+
+#[test]
+fn refused_or_abandoned_appends_leave_every_upload_file_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let started = store.create_upload(&inst(), 200_000, day()).unwrap();
+    store
+        .append_upload(&inst(), started, 0, &SealedChunk::new(bytes(41, 5000)))
+        .unwrap();
+    let fresh = store.create_upload(&inst(), 200_000, day()).unwrap();
+    let digest = store.content_digest().unwrap();
+    for (upload, at) in [(started, 5000), (fresh, 0)] {
+        let sink = store.open_upload_sink(&inst(), upload, at).unwrap();
+        sink.write(&chunks_of(&bytes(42, 100_000))).unwrap();
+        assert!(sink.write(&chunks_of(&bytes(43, 150_000))).is_err());
+        drop(sink);
+        assert_eq!(store.content_digest().unwrap(), digest);
+    }
+    assert!(!upload_file(dir.path(), fresh).exists());
+    // The digest reads the files: a flipped byte shows.
+    let path = upload_file(dir.path(), started);
+    let mut stored = std::fs::read(&path).unwrap();
+    stored[4000] ^= 1;
+    std::fs::write(&path, &stored).unwrap();
+    assert_ne!(store.content_digest().unwrap(), digest);
+}
+
+#[test]
+fn a_failed_upload_file_sync_turns_the_store_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let upload = store.create_upload(&inst(), 10_000, day()).unwrap();
+    let sink = store.open_upload_sink(&inst(), upload, 0).unwrap();
+    sink.write(&[SealedChunk::new(bytes(51, 5000))]).unwrap();
+    store.dangerously_fail_next_sync();
+    assert!(matches!(sink.commit(), Err(Error::ReadOnly)));
+    assert!(store.is_read_only());
+    assert!(matches!(
+        sink.write(&[SealedChunk::new(bytes(52, 10))]),
+        Err(Error::ReadOnly)
+    ));
+    drop(sink);
+    assert_eq!(store.upload_state(&inst(), upload).unwrap().received, 0);
+    assert!(matches!(
+        store.create_upload(&inst(), 10, day()),
+        Err(Error::ReadOnly)
+    ));
 }
 
 // --- Measurement, run by hand:

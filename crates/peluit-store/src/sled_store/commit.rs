@@ -1,14 +1,15 @@
-//! Group commit: makes applied writes durable with one sled `flush()` plus `syncfs` shared
-//! by every caller waiting at the time, and turns the store read-only if a sync fails.
+//! Group commit: makes applied writes durable with one sled `flush()` plus an `fsync` of its
+//! log and folder, shared by every caller waiting at the time; a failed sync means read-only.
 
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::fair_lock::FairLock;
 use crate::{Error, Result};
 
-/// Counts of sync generations. A generation is one flush + syncfs run by a leader; every
+/// Counts of sync generations. A generation is one flush + fsync run by a leader; every
 /// write applied before the generation *started* is durable once it *finished*.
 #[derive(Debug, Default)]
 struct Generations {
@@ -20,7 +21,12 @@ struct Generations {
 /// The durable-commit half of the sled store (docs/storage.md#group-commit).
 pub(crate) struct GroupCommit {
     db: sled::Db,
-    /// The data directory, opened once: `syncfs` needs a descriptor on its file system.
+    /// The store's writer lock: a leader lets every writer queued on it apply before it
+    /// flushes, so one generation covers them all.
+    writer: Arc<FairLock>,
+    /// sled's log file `db`, which holds every tree (docs/storage.md#group-commit).
+    log: File,
+    /// The data directory, for the entries sled creates and renames (snapshots).
     dir: File,
     generations: Mutex<Generations>,
     finished: Condvar,
@@ -40,9 +46,11 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    pub(crate) fn new(db: sled::Db, dir: File) -> Self {
+    pub(crate) fn new(db: sled::Db, writer: Arc<FairLock>, log: File, dir: File) -> Self {
         Self {
             db,
+            writer,
+            log,
             dir,
             generations: Mutex::new(Generations::default()),
             finished: Condvar::new(),
@@ -71,6 +79,25 @@ impl GroupCommit {
 
     pub(crate) fn fail_next_sync(&self) {
         self.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a test asked the next sync to fail (upload files consult it too).
+    pub(crate) fn take_injected_failure(&self) -> bool {
+        self.fail_next_sync.swap(false, Ordering::SeqCst)
+    }
+
+    /// Turns the store read-only after a failed sync outside the group commit (an upload
+    /// file's `fdatasync`), for the same reason as a failed generation.
+    pub(crate) fn turn_read_only(&self, error: &io::Error) {
+        self.read_only.store(true, Ordering::SeqCst);
+        tracing::error!(
+            %error,
+            "upload file sync failed: the store is now read-only and every write is refused \
+             until the server restarts"
+        );
+        // Wake writers waiting for a generation, so they see the flag.
+        let _guard = self.lock();
+        self.finished.notify_all();
     }
 
     fn lock(&self) -> MutexGuard<'_, Generations> {
@@ -103,6 +130,13 @@ impl GroupCommit {
             }
             // Lead this generation: it covers our write and every follower's.
             generations.running = true;
+            drop(generations);
+            // sled's flush holds its global lock against every transaction until the
+            // disk has the log, so writers cannot apply while it runs. Let every writer
+            // already queued apply first, and number the generation only then: they all
+            // ride on this flush instead of each starting one that stalls the rest.
+            drop(self.writer.lock());
+            generations = self.lock();
             generations.started += 1;
             let generation = generations.started;
             drop(generations);
@@ -130,25 +164,16 @@ impl GroupCommit {
     }
 
     /// sled's `flush()` writes its log with `sync_file_range`, which neither flushes the
-    /// disk's cache nor file metadata; `syncfs` on the data directory's file system does.
+    /// disk's cache nor file metadata; `fsync` of the log does. The folder's `fsync` makes
+    /// the entries of snapshots sled wrote since durable too. Unlike `syncfs`, this leaves
+    /// other files alone: uploads streaming into their files and other programs' dirty
+    /// pages on the same file system add nothing to a generation's latency.
     fn flush_and_sync(&self) -> io::Result<()> {
-        if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+        if self.take_injected_failure() {
             return Err(io::Error::other("injected sync failure"));
         }
         self.db.flush().map_err(io::Error::other)?;
-        sync_file_system(&self.dir)
+        self.log.sync_all()?;
+        self.dir.sync_all()
     }
-}
-
-#[cfg(target_os = "linux")]
-fn sync_file_system(dir: &File) -> io::Result<()> {
-    rustix::fs::syncfs(dir).map_err(io::Error::from)
-}
-
-// Elsewhere `sync(2)` is the closest call; it reports no error, so a failed write-back
-// goes unnoticed there. Production runs on Linux (docs/storage.md#limits).
-#[cfg(not(target_os = "linux"))]
-fn sync_file_system(_dir: &File) -> io::Result<()> {
-    rustix::fs::sync();
-    Ok(())
 }

@@ -10,23 +10,21 @@ pub(crate) enum TreeId {
     Cases = 1,
     Envelopes = 2,
     Uploads = 3,
-    AttachmentPieces = 4,
-    Mailbox = 5,
-    MailboxPieces = 6,
-    Export = 7,
-    Counters = 8,
-    Pow = 9,
-    Tokens = 10,
-    Purge = 11,
+    Mailbox = 4,
+    MailboxPieces = 5,
+    Export = 6,
+    Counters = 7,
+    Pow = 8,
+    Tokens = 9,
+    Purge = 10,
 }
 
 impl TreeId {
-    pub(crate) const ALL: [TreeId; 12] = [
+    pub(crate) const ALL: [TreeId; 11] = [
         TreeId::Manifests,
         TreeId::Cases,
         TreeId::Envelopes,
         TreeId::Uploads,
-        TreeId::AttachmentPieces,
         TreeId::Mailbox,
         TreeId::MailboxPieces,
         TreeId::Export,
@@ -43,7 +41,6 @@ impl TreeId {
             TreeId::Cases => "cases",
             TreeId::Envelopes => "envelopes",
             TreeId::Uploads => "uploads",
-            TreeId::AttachmentPieces => "attachment_pieces",
             TreeId::Mailbox => "mailbox",
             TreeId::MailboxPieces => "mailbox_pieces",
             TreeId::Export => "export",
@@ -57,10 +54,33 @@ impl TreeId {
     pub(crate) fn index(self) -> usize {
         self as usize
     }
+}
 
-    /// The code a purge entry uses to name the tree it purges.
-    pub(crate) fn from_code(code: u8) -> Option<TreeId> {
-        TreeId::ALL.get(usize::from(code)).copied()
+/// What a `purge` entry removes once its step is durable; the code is the entry's byte
+/// after the institution (docs/storage.md#deletion).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PurgeTarget {
+    /// The pieces of a case's envelope in `envelopes`.
+    Envelope = 2,
+    /// An upload's file under `uploads/`.
+    UploadFile = 4,
+    /// The pieces of a case's mailbox messages in `mailbox_pieces`.
+    MailboxPieces = 6,
+}
+
+impl PurgeTarget {
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<PurgeTarget> {
+        [
+            PurgeTarget::Envelope,
+            PurgeTarget::UploadFile,
+            PurgeTarget::MailboxPieces,
+        ]
+        .into_iter()
+        .find(|target| target.code() == code)
     }
 }
 

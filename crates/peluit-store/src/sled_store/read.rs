@@ -1,11 +1,10 @@
-//! The read side of the sled store: lock-free lookups and the lazy readers for attachment
-//! bytes and export items, which hold only tree handles, never a whole attachment.
+//! The read side of the sled store: lock-free lookups and the lazy export reader, which
+//! holds only tree handles, never a whole attachment.
 
 use std::sync::Arc;
 
-use peluit_proto::ids::{CaseId, InstitutionId, UploadId};
-use peluit_proto::limits::SEALED_CHUNK_SIZE;
-use peluit_proto::sealed::{SealedChunk, SealedMessage};
+use peluit_proto::ids::{CaseId, InstitutionId};
+use peluit_proto::sealed::SealedMessage;
 
 use super::keys::{Key, TreeId, trailing_u64};
 use super::records::{
@@ -222,92 +221,6 @@ pub(crate) fn case_record(id: CaseId, record: CaseRec) -> CaseRecord {
         envelope_len: record.envelope_len,
         cursor: record.cursor,
         deleted_on: record.deleted_on,
-    }
-}
-
-/// Streams an attachment's pieces, regrouped into chunks of at most one sealed STREAM
-/// chunk, so memory stays at one chunk whatever the attachment's size.
-pub(crate) struct ChunkReader {
-    trees: Trees,
-    pieces: sled::Iter,
-    upload_key: Key,
-    expected: u64,
-    seen: u64,
-    done: bool,
-}
-
-impl ChunkReader {
-    pub(crate) fn new(
-        trees: Trees,
-        institution: &InstitutionId,
-        upload: UploadId,
-        expected: u64,
-    ) -> Self {
-        let upload_key = Key::institution(institution).bytes(upload.as_bytes());
-        let pieces = trees
-            .get(TreeId::AttachmentPieces)
-            .scan_prefix(upload_key.as_slice());
-        Self {
-            trees,
-            pieces,
-            upload_key,
-            expected,
-            seen: 0,
-            done: false,
-        }
-    }
-
-    /// At the end: all bytes must have come, or the attachment went away meanwhile.
-    fn check_end(&self) -> Result<()> {
-        if self.seen == self.expected {
-            return Ok(());
-        }
-        if self
-            .trees
-            .get(TreeId::Uploads)
-            .contains_key(self.upload_key.as_slice())?
-        {
-            Err(Error::Corrupt("attachment"))
-        } else {
-            Err(Error::NotFound("attachment"))
-        }
-    }
-}
-
-impl Iterator for ChunkReader {
-    type Item = Result<SealedChunk>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let mut chunk = Vec::with_capacity(SEALED_CHUNK_SIZE);
-        loop {
-            match self.pieces.next() {
-                Some(Ok((_, piece))) => {
-                    self.seen += piece.len() as u64;
-                    chunk.extend_from_slice(&piece);
-                    if chunk.len() + super::PIECE_LEN > SEALED_CHUNK_SIZE {
-                        return Some(Ok(SealedChunk::new(chunk)));
-                    }
-                }
-                Some(Err(error)) => {
-                    self.done = true;
-                    return Some(Err(error.into()));
-                }
-                None => {
-                    self.done = true;
-                    if let Err(error) = self.check_end() {
-                        return Some(Err(error));
-                    }
-                    return if chunk.is_empty() {
-                        None
-                    } else {
-                        Some(Ok(SealedChunk::new(chunk)))
-                    };
-                }
-            }
-        }
     }
 }
 

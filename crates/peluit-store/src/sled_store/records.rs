@@ -81,8 +81,10 @@ pub(crate) struct UploadRec {
     pub(crate) version: u8,
     pub(crate) created: Day,
     pub(crate) declared_len: u64,
+    /// Bytes of the upload's file that are durable: the only ones that exist.
     pub(crate) received: u64,
-    pub(crate) pieces: u64,
+    /// Sealed chunks appended so far.
+    pub(crate) chunks: u64,
     pub(crate) state: UploadStateRec,
     pub(crate) case: Option<CaseId>,
     pub(crate) cursor: Option<u64>,
@@ -159,7 +161,7 @@ mod tests {
             created: "2026-11-28".parse().unwrap(),
             declared_len: 70_000,
             received: 4096,
-            pieces: 1,
+            chunks: 1,
             state: UploadStateRec::Receiving,
             case: None,
             cursor: None,
@@ -167,10 +169,10 @@ mod tests {
         let bytes = upload.to_bytes().unwrap();
         assert_eq!(
             String::from_utf8(bytes.clone()).unwrap(),
-            r#"{"version":1,"created":"2026-11-28","declared_len":70000,"received":4096,"pieces":1,"state":"receiving","case":null,"cursor":null}"#
+            r#"{"version":1,"created":"2026-11-28","declared_len":70000,"received":4096,"chunks":1,"state":"receiving","case":null,"cursor":null}"#
         );
         assert_eq!(UploadRec::from_bytes(&bytes).unwrap().received, 4096);
-        let unknown = br#"{"version":1,"created":"2026-11-28","declared_len":1,"received":0,"pieces":0,"state":"receiving","case":null,"cursor":null,"ip":"1.2.3.4"}"#;
+        let unknown = br#"{"version":1,"created":"2026-11-28","declared_len":1,"received":0,"chunks":0,"state":"receiving","case":null,"cursor":null,"ip":"1.2.3.4"}"#;
         assert!(matches!(
             UploadRec::from_bytes(unknown),
             Err(Error::Corrupt("upload"))

@@ -1,21 +1,23 @@
 //! Resumable, streamed uploads of sealed attachments: create with the declared sealed
-//! size, `PUT` bytes at the current offset (streamed into store pieces, never buffered
-//! whole), ask where it stands after an interruption, then complete (docs/api.md#uploads).
+//! size, `PUT` bytes at the current offset (streamed into the upload's file, never
+//! buffered whole), ask where it stands after an interruption, then complete (docs/api.md#uploads).
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use futures_util::StreamExt as _;
-use peluit_proto::ids::{InstitutionId, UploadId};
+use peluit_proto::ids::UploadId;
 use peluit_proto::limits::SEALED_CHUNK_SIZE;
 use peluit_proto::sealed::SealedChunk;
-use peluit_store::{MAX_CHUNKS_PER_APPEND, PIECE_LEN, UploadState};
+use peluit_store::{MAX_CHUNKS_PER_APPEND, UploadSink, UploadState};
 use serde::{Deserialize, Serialize};
 
 use crate::api::StrictJson;
 use crate::error::{ApiError, ErrorCode};
-use crate::state::{AppState, InstitutionState, today};
+use crate::state::{AppState, InstitutionState, store_error, today};
 
 /// Header carrying the offset of a `PUT`, as an alternative to `?offset=`.
 pub const OFFSET_HEADER: &str = "upload-offset";
@@ -209,126 +211,178 @@ pub async fn put_upload(
     }))
 }
 
-/// Bytes per chunk handed to the store: the largest multiple of the store's piece length
-/// that fits in one sealed STREAM chunk (65,536), so every chunk but a body's last splits
-/// into whole pieces and no stub piece is written per chunk. docs/storage.md#why-4-kib
-pub const CHUNK_LEN: usize = SEALED_CHUNK_SIZE / PIECE_LEN * PIECE_LEN;
+/// Bytes per chunk handed to the store: 64 KiB, within one sealed STREAM chunk (65,552).
+pub const CHUNK_LEN: usize = 64 * 1024;
 
-/// Chunks per durable append (2 MiB): one store step and one sync per batch instead of
-/// one per chunk, which is what lifts ingest from ~20 MB/s to sled's own pace, while a
-/// stream holds at most one batch in memory. docs/storage.md#uploads
-pub const BATCH_CHUNKS: usize = 32;
+/// Chunks per file write (512 KiB): one blocking-pool task per write, while the next
+/// write's bytes are read from the socket. A stream holds at most two of these: the one
+/// being filled and the one being written. docs/api.md#uploads
+pub const WRITE_CHUNKS: usize = 8;
 
-// A batch must fit in one store step.
-const _: () = assert!(BATCH_CHUNKS <= MAX_CHUNKS_PER_APPEND && CHUNK_LEN <= SEALED_CHUNK_SIZE);
+/// Bytes written between commits (each an `fdatasync` plus one store step) while a body
+/// streams in: what a crash or a broken connection can cost a client, which resumes from
+/// the last commit. A commit runs beside the writes, so the disk flushes while the
+/// socket is read. docs/storage.md#upload-files
+pub const COMMIT_BYTES: u64 = 64 << 20;
 
-/// Streams `body` into the upload from `offset`, at most `remaining` bytes. Returns the
-/// new offset. The body is gathered into a batch of up to [`BATCH_CHUNKS`] chunks of
-/// [`CHUNK_LEN`] bytes, appended as one durable step when full, when the body ends, or
-/// when it breaks off or stalls (so a resumed upload continues from the last durable
-/// offset). Memory: one batch; no byte is read while a batch is being stored.
+// A write must fit in one store call.
+const _: () = assert!(WRITE_CHUNKS <= MAX_CHUNKS_PER_APPEND && CHUNK_LEN <= SEALED_CHUNK_SIZE);
+
+type Task<T> = tokio::task::JoinHandle<peluit_store::Result<T>>;
+
+/// Waits for a store task and maps its outcome.
+async fn joined<T>(task: Task<T>) -> Result<T, ApiError> {
+    task.await
+        .map_err(|_| ApiError::internal("store task panicked"))?
+        .map_err(store_error)
+}
+
+/// Streams `body` into the upload from `offset`, at most `remaining` bytes, and returns
+/// the new durable offset. The bytes go to the upload's file through one append session
+/// as they arrive, in writes of [`WRITE_CHUNKS`] chunks of [`CHUNK_LEN`] bytes; every
+/// [`COMMIT_BYTES`] a commit makes what was written durable, and the end of the body (or
+/// its breaking off or stalling) commits the rest, so a resumed upload continues from the
+/// last durable offset. A body refused midway (more bytes than declared, a first chunk
+/// that is not age to the manifest's recipients) keeps what was committed before and
+/// drops the rest. Memory: two writes' worth of chunks, whatever the upload's size.
 pub async fn stream_into_upload(
     state: &AppState,
     institution: &InstitutionState,
     upload: UploadId,
-    mut offset: u64,
+    offset: u64,
     remaining: u64,
     body: Body,
 ) -> Result<u64, ApiError> {
     let recipients = institution.current()?.seal_recipients().len();
     let idle = state.limits().upload_idle_timeout();
     let end = offset + remaining;
-    let mut stream = body.into_data_stream();
-    let mut batch = Batch::new(recipients);
     let id = institution.config.id.clone();
+    let sink = state
+        .store(move |store| store.open_upload_sink(&id, upload, offset))
+        .await?;
+    let mut upload = Upload::new(sink, recipients, offset);
+    match receive(&mut upload, body, end, idle).await {
+        Ok(None) => upload.finish().await,
+        Ok(Some(stopped)) => {
+            // Keep what arrived: the client resumes from the stored offset.
+            upload.finish().await?;
+            Err(stopped)
+        }
+        Err(refused) => {
+            // Answer only once the refused bytes are gone.
+            upload.abandon().await;
+            Err(refused)
+        }
+    }
+}
+
+/// Feeds the body into the session. `Ok(None)`: the body ended; `Ok(Some(error))`: it
+/// broke off or stalled, and what arrived is to be kept; `Err`: it was refused.
+async fn receive(
+    upload: &mut Upload,
+    body: Body,
+    end: u64,
+    idle: std::time::Duration,
+) -> Result<Option<ApiError>, ApiError> {
+    let mut stream = body.into_data_stream();
     loop {
-        let next = match tokio::time::timeout(idle, stream.next()).await {
-            Ok(next) => next,
+        let data = match tokio::time::timeout(idle, stream.next()).await {
             Err(_) => {
-                // Keep what arrived: the client resumes from the stored offset.
-                batch.store(state, &id, upload, &mut offset).await?;
-                return Err(ApiError::new(ErrorCode::Timeout, "upload idle too long"));
+                return Ok(Some(ApiError::new(
+                    ErrorCode::Timeout,
+                    "upload idle too long",
+                )));
             }
+            Ok(None) => return Ok(None),
+            Ok(Some(Ok(data))) => data,
+            // The client went away mid-body.
+            Ok(Some(Err(_))) => return Ok(Some(ApiError::bad_request("upload body interrupted"))),
         };
-        let data = match next {
-            None => break,
-            Some(Ok(data)) => data,
-            Some(Err(_)) => {
-                // The client went away mid-body: store what we hold, so a resumed
-                // upload continues where this one stopped.
-                batch.store(state, &id, upload, &mut offset).await?;
-                return Err(ApiError::bad_request("upload body interrupted"));
-            }
-        };
-        // Refuse the whole read before buffering any of it: the bytes of a refused
-        // request past the last durable batch are not stored.
-        if offset + batch.len() + data.len() as u64 > end {
+        // Refuse the whole read before taking any of it; bytes written since the last
+        // commit are dropped with the session.
+        if upload.received() + data.len() as u64 > end {
             return Err(ApiError::too_large("more bytes than the upload declared"));
         }
-        let mut data = &data[..];
-        while !data.is_empty() {
-            data = batch.push(data, offset)?;
-            if batch.is_full() {
-                batch.store(state, &id, upload, &mut offset).await?;
-            }
-        }
+        upload.push(&data).await?;
     }
-    batch.store(state, &id, upload, &mut offset).await?;
-    Ok(offset)
 }
 
-/// The chunks of one upload stream not yet appended: at most [`BATCH_CHUNKS`] chunks.
-struct Batch {
+/// One streamed body's append session: the chunks being filled, the write and the
+/// commit in flight.
+struct Upload {
+    sink: Arc<dyn UploadSink>,
+    recipients: usize,
+    /// Where the body started (the first chunk of an upload is checked).
+    start: u64,
+    /// Bytes handed to writes so far.
+    handed: u64,
+    /// `handed` when the last commit was started.
+    committed_at: u64,
     chunks: Vec<SealedChunk>,
     open: Vec<u8>,
-    len: u64,
-    recipients: usize,
+    /// Buffers of finished writes, reused so the allocator is not churned per chunk.
+    spare: Vec<Vec<u8>>,
+    writing: Option<Task<Vec<SealedChunk>>>,
+    committing: Option<Task<u64>>,
 }
 
-impl Batch {
-    fn new(recipients: usize) -> Self {
+impl Upload {
+    fn new(sink: Arc<dyn UploadSink>, recipients: usize, start: u64) -> Self {
         Self {
-            chunks: Vec::with_capacity(BATCH_CHUNKS),
-            open: Vec::new(),
-            len: 0,
+            sink,
             recipients,
+            start,
+            handed: start,
+            committed_at: start,
+            chunks: Vec::with_capacity(WRITE_CHUNKS),
+            open: Vec::new(),
+            spare: Vec::new(),
+            writing: None,
+            committing: None,
         }
     }
 
-    /// Bytes held, closed chunks and the open one.
-    fn len(&self) -> u64 {
-        self.len
+    /// Every byte taken from the body so far, written or not.
+    fn received(&self) -> u64 {
+        self.handed
+            + self
+                .chunks
+                .iter()
+                .map(|c| c.as_bytes().len() as u64)
+                .sum::<u64>()
+            + self.open.len() as u64
     }
 
-    fn is_full(&self) -> bool {
-        self.chunks.len() == BATCH_CHUNKS
-    }
-
-    /// Takes bytes from `data` into the open chunk, closing it when it reaches
-    /// [`CHUNK_LEN`]; returns what is left of `data` (non-empty only when the batch is
-    /// full). `offset` is the durable offset the batch starts at.
-    fn push<'a>(&mut self, data: &'a [u8], offset: u64) -> Result<&'a [u8], ApiError> {
-        if self.open.capacity() == 0 {
-            self.open.reserve_exact(CHUNK_LEN);
+    async fn push(&mut self, mut data: &[u8]) -> Result<(), ApiError> {
+        while !data.is_empty() {
+            if self.open.capacity() == 0 {
+                self.open = self.spare.pop().unwrap_or_default();
+                self.open.clear();
+                self.open.reserve_exact(CHUNK_LEN);
+            }
+            let take = data.len().min(CHUNK_LEN - self.open.len());
+            self.open.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.open.len() == CHUNK_LEN {
+                self.close()?;
+                if self.chunks.len() == WRITE_CHUNKS {
+                    self.write().await?;
+                }
+            }
         }
-        let take = data.len().min(CHUNK_LEN - self.open.len());
-        self.open.extend_from_slice(&data[..take]);
-        self.len += take as u64;
-        if self.open.len() == CHUNK_LEN {
-            self.close(offset)?;
-        }
-        Ok(&data[take..])
+        Ok(())
     }
 
     /// Turns the open bytes into a chunk. The first chunk of an upload must hold an age
     /// header sealed to the manifest's recipient count, checked before anything is
-    /// stored. docs/protocol.md#recipient-check
-    fn close(&mut self, offset: u64) -> Result<(), ApiError> {
+    /// written. docs/protocol.md#recipient-check
+    fn close(&mut self) -> Result<(), ApiError> {
         if self.open.is_empty() {
             return Ok(());
         }
         let bytes = std::mem::take(&mut self.open);
-        let chunk = if offset == 0 && self.chunks.is_empty() {
+        let first = self.start == 0 && self.handed == 0 && self.chunks.is_empty();
+        let chunk = if first {
             SealedChunk::check_first(bytes, self.recipients)
                 .map_err(|error| ApiError::from_library(ErrorCode::WrongRecipients, &error))?
         } else {
@@ -338,26 +392,77 @@ impl Batch {
         Ok(())
     }
 
-    /// Appends the held chunks at `offset` as one durable step and advances it; the
-    /// offset moves only once the store has synced. docs/storage.md#guarantee
-    async fn store(
-        &mut self,
-        state: &AppState,
-        institution: &InstitutionId,
-        upload: UploadId,
-        offset: &mut u64,
-    ) -> Result<(), ApiError> {
-        self.close(*offset)?;
+    /// Hands the closed chunks to a blocking write, once the previous write is done, and
+    /// starts a commit when enough was written since the last one and none is running.
+    async fn write(&mut self) -> Result<(), ApiError> {
+        self.wait_for_write().await?;
         if self.chunks.is_empty() {
             return Ok(());
         }
-        let chunks = std::mem::replace(&mut self.chunks, Vec::with_capacity(BATCH_CHUNKS));
-        self.len = 0;
-        let id = institution.clone();
-        let at = *offset;
-        *offset = state
-            .store(move |store| store.append_upload_chunks(&id, upload, at, &chunks))
-            .await?;
+        let chunks = std::mem::replace(&mut self.chunks, Vec::with_capacity(WRITE_CHUNKS));
+        self.handed += chunks
+            .iter()
+            .map(|c| c.as_bytes().len() as u64)
+            .sum::<u64>();
+        let sink = self.sink.clone();
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            sink.write(&chunks)?;
+            Ok(chunks)
+        }));
+        let commit_done = self.committing.as_ref().is_none_or(|c| c.is_finished());
+        if commit_done && self.handed - self.committed_at >= COMMIT_BYTES {
+            if let Some(previous) = self.committing.take() {
+                joined(previous).await?;
+            }
+            // This commit covers the writes finished before it starts; the one just
+            // handed over may or may not be among them.
+            self.wait_for_write().await?;
+            self.committed_at = self.handed;
+            let sink = self.sink.clone();
+            self.committing = Some(tokio::task::spawn_blocking(move || sink.commit()));
+        }
         Ok(())
+    }
+
+    async fn wait_for_write(&mut self) -> Result<(), ApiError> {
+        if let Some(writing) = self.writing.take() {
+            for chunk in joined(writing).await? {
+                if self.spare.len() < WRITE_CHUNKS {
+                    self.spare.push(chunk.into_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a refused session: waits for the write and commit in flight, then drops the
+    /// session on a blocking thread, which cuts the file back to its last commit.
+    async fn abandon(mut self) {
+        if let Some(writing) = self.writing.take() {
+            let _ = writing.await;
+        }
+        if let Some(committing) = self.committing.take() {
+            let _ = committing.await;
+        }
+        let sink = self.sink;
+        let _ = tokio::task::spawn_blocking(move || drop(sink)).await;
+    }
+
+    /// Writes what is held and commits everything written; returns the durable offset.
+    /// The session ends on a blocking thread, where dropping it may touch the file.
+    async fn finish(mut self) -> Result<u64, ApiError> {
+        self.close()?;
+        self.write().await?;
+        self.wait_for_write().await?;
+        if let Some(committing) = self.committing.take() {
+            joined(committing).await?;
+        }
+        let sink = self.sink;
+        joined(tokio::task::spawn_blocking(move || {
+            let offset = sink.commit();
+            drop(sink);
+            offset
+        }))
+        .await
     }
 }
