@@ -57,7 +57,7 @@ impl Default for Limits {
             max_upload_bytes: max_sealed_attachment(),
             max_attachments: limits::MAX_ATTACHMENTS,
             max_open_uploads: 10_000,
-            pow_bits: 20,
+            pow_bits: 18,
             request_timeout_secs: 30,
             header_read_timeout_secs: 10,
             upload_idle_timeout_secs: 60,
