@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The page's benchmarks (issue 4), in one run against a release demo server on loopback:
+#   1. a 50 MiB attachment sealed and uploaded from headless Chromium, with WebAssembly;
+#   2. the same without WebAssembly (--jitless: the wasm2js module), with a smaller file;
+#   3. a ~10 KB report without WebAssembly: receipt derivation, sealing, proof of work;
+#   4. a 1 GiB attachment with WebAssembly; for it and for (1), the peak of Chromium's total
+#      RSS (every process: browser, renderer, worker), sampled every 0.2 s.
+# Times are from the click on "send" to the receipt (sealing, upload, proof of work and
+# submission), so MiB/s here is a lower bound on sealing speed.
+# Usage: web/bench/page.sh [NOWASM_MIB]   (default 8)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+NOWASM_MIB=${1:-8}
+cargo build --quiet --release -p peluit-server
+WORK=$(mktemp -d)
+SERVER_PID=""
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+target/release/peluit-server demo --listen "127.0.0.1:$PORT" --dir "$WORK/demo" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+until curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do sleep 0.1; done
+BITS=$(curl -fsS "http://127.0.0.1:$PORT/api/v1/institutions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["institutions"][0]["pow_bits"])')
+RECIPIENTS=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(sum(k["purpose"] in ("seal","escrow-seal") for k in m["manifest"]["keys"]))' "$WORK/demo/manifest.json" 2>/dev/null || echo "?")
+head -c $((50 << 20)) /dev/urandom >"$WORK/50mib.bin"
+head -c $((NOWASM_MIB << 20)) /dev/urandom >"$WORK/nowasm.bin"
+head -c $((1 << 30)) /dev/zero >"$WORK/1gib.bin"
+python3 -c 'print("x" * 10000)' >"$WORK/text.txt"
+
+run() { # name jitless answer-file [file]
+  local files="[]"
+  [ -n "${4:-}" ] && files="[\"$4\"]"
+  node web/tests/drive.mjs "{\"kind\":\"report\",\"url\":\"http://127.0.0.1:$PORT/\",\"jitless\":$2,\"timeout_ms\":3600000,\"answers\":{\"category\":\"suap\",\"what_happened\":\"$(cat "$3")\"},\"files\":$files}" \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("send_ms"), d.get("error") or d.get("driver_error") or "")'
+}
+peak_rss() { # samples the summed RSS of every chromium process until $1 exits
+  local peak=0 now
+  while kill -0 "$1" 2>/dev/null; do
+    now=$(ps -C chromium -o rss= 2>/dev/null | awk '{s+=$1} END {print s+0}')
+    [ "$now" -gt "$peak" ] && peak=$now
+    sleep 0.2
+  done
+  echo $((peak / 1024))
+}
+
+echo "demo institution: $RECIPIENTS recipients, proof of work $BITS bits; machine: $(nproc) cores"
+echo "short" >"$WORK/short.txt"
+run wasm50 false "$WORK/short.txt" "$WORK/50mib.bin" >"$WORK/50.out" &
+PEAK50=$(peak_rss $!)
+read -r ms err <"$WORK/50.out"
+echo "wasm, 50 MiB attachment: ${ms} ms → $(python3 -c "print(round(50/($ms/1000),1))") MiB/s; peak RSS of all Chromium processes ${PEAK50} MiB $err"
+read -r ms err < <(run nowasm true "$WORK/short.txt" "$WORK/nowasm.bin")
+echo "no WebAssembly, $NOWASM_MIB MiB attachment: ${ms} ms → $(python3 -c "print(round($NOWASM_MIB/($ms/1000),2))") MiB/s $err"
+read -r ms err < <(run report10k true "$WORK/text.txt")
+echo "no WebAssembly, 10 KB report (receipt, seal, proof of work, submit): ${ms} ms $err"
+run big false "$WORK/short.txt" "$WORK/1gib.bin" >"$WORK/big.out" &
+BIG=$!
+PEAK=$(peak_rss $BIG)
+read -r ms err <"$WORK/big.out"
+echo "wasm, 1 GiB attachment: ${ms} ms → $(python3 -c "print(round(1024/($ms/1000),1))") MiB/s; peak RSS of all Chromium processes ${PEAK} MiB $err"
