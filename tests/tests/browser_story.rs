@@ -201,6 +201,12 @@ fn assert_clean(observed: &Value, base: &str) {
 }
 
 fn report_story(jitless: bool) {
+    report_story_with(jitless, None);
+}
+
+/// The report story; `fail_once` cuts off the first request matching it, as a dropped
+/// connection would.
+fn report_story_with(jitless: bool, fail_once: Option<&str>) {
     let page = start();
     let files = tempfile::tempdir().unwrap();
     let small = files.path().join("catatan rapat.txt");
@@ -217,7 +223,17 @@ fn report_story(jitless: bool) {
         "screenshots": screenshots(),
         "answers": {"category": "pengadaan", "what_happened": what, "estimated_loss": "250000000"},
         "files": [small, large],
+        "fail_once": fail_once,
     }));
+    if fail_once.is_some() {
+        let cut = observed["failed_once"]
+            .as_str()
+            .expect("a request was cut off");
+        assert!(
+            cut.contains("/uploads/") && cut.contains("?offset="),
+            "{cut}"
+        );
+    }
     assert!(observed["error"].is_null(), "{}", observed["error"]);
     assert_clean(&observed, &page.base);
     assert_eq!(observed["engine_note_visible"], jitless, "engine note");
@@ -305,6 +321,11 @@ fn a_report_sealed_in_the_page_opens_on_the_desk() {
 #[test]
 fn without_webassembly_the_page_still_seals_the_same_report() {
     report_story(true);
+}
+
+#[test]
+fn an_upload_cut_off_midway_resumes_and_the_report_still_opens() {
+    report_story_with(false, Some("/uploads/[0-9a-f]{32}\\?offset="));
 }
 
 /// A case submitted the way the page does it (through proto), with its receipt.

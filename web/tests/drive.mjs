@@ -39,6 +39,19 @@ await page.addInitScript(() => {
   });
 });
 
+// Requests matching `fail_once` (a regular expression) are cut off the first time, as a
+// dropped connection would be; workers' requests included.
+if (scenario.fail_once) {
+  const pattern = new RegExp(scenario.fail_once);
+  let failed = false;
+  await context.route(pattern, (route) => {
+    if (failed) return route.continue();
+    failed = true;
+    observed.failed_once = route.request().url();
+    return route.abort("connectionreset");
+  });
+}
+
 for (const route of scenario.routes || []) {
   await page.route(route.url, (r) => r.fulfill({
     status: route.status || 200,
