@@ -81,3 +81,17 @@ fn main_error_messages() {
         ]))
     );
 }
+
+#[test]
+fn usage_errors_have_the_two_line_shape() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, args) in [
+        ("usage_missing_arguments", vec!["pull"]),
+        ("usage_unknown_command", vec!["pul"]),
+        ("usage_json", vec!["push", "--json", "x.bundle"]),
+    ] {
+        let out = courier(&args, dir.path());
+        assert!(out.starts_with("status: 1\n"), "{out}");
+        insta::assert_snapshot!(name, out);
+    }
+}

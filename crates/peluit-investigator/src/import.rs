@@ -3,17 +3,22 @@
 //! and write it atomically into the case folder (docs/desk.md#import).
 //!
 //! Pass 1 reads the whole bundle through proto's `BundleReader` (all framing checks),
-//! verifies the manifest it carries and hashes each sealed attachment. Pass 2 opens
-//! cases into temporary folders, streams attachments through `StreamOpener` into
-//! temporary files, and renames each case into place only if all of it checked out.
+//! verifies the manifest it carries and keeps each payload's SHA-256 from that same read.
+//! Pass 2 re-reads the bundle with every payload it uses pinned to those digests, opens
+//! cases into temporary folders, streams attachments through `StreamOpener` (on a second
+//! thread, while this one reads) into temporary files, and renames each case into place
+//! only if all of it checked out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write as _};
+use std::io::{self, BufReader, Read, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use indicatif::ProgressBar;
-use peluit_proto::bundle::{BundleError, BundleKind, BundleReader, Frame, FrameMeta};
+use peluit_proto::bundle::{
+    BundleError, BundleKind, BundleReader, BundleSummary, Frame, FrameMeta,
+};
 use peluit_proto::day::Day;
 use peluit_proto::envelope::{open_follow_up, open_report};
 use peluit_proto::ids::CaseId;
@@ -23,7 +28,6 @@ use peluit_proto::manifest::{FormDefinition, SignedManifest, VerifyPolicy};
 use peluit_proto::seal::StreamOpener;
 use peluit_proto::sealed::SealedMessage;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::casefile::{AttachmentMeta, CaseMeta, MessageMeta, attachment_entries, render_report};
@@ -32,8 +36,16 @@ use crate::error::{DeskError, DeskResult, describe_proto};
 use crate::fsutil;
 use crate::html;
 
-/// Read buffer for the bundle file.
-const READ_BUFFER: usize = 256 * 1024;
+/// Read buffer for the bundle file. Payload reads of this size or more bypass it once it
+/// is empty, so it is no larger than the pieces below (and proto's digest pieces).
+const READ_BUFFER: usize = 128 * 1024;
+/// Ciphertext pieces handed to the decrypting thread, and how many may wait: memory
+/// stays about 1 MiB whatever the attachment's size.
+const PIECE: usize = 128 * 1024;
+const PIECES_WAITING: usize = 4;
+/// Plaintext written since the last write-back: the flush before a case is renamed into
+/// place then has little left to do.
+const WRITE_BACK_EVERY: u64 = 64 * 1024 * 1024;
 
 /// A case (or part of one) that could not be imported; everything else was.
 #[derive(Debug, Clone, Serialize)]
@@ -85,23 +97,36 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Hashes what passes through.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
+/// Reads the ciphertext pieces the reading thread sends; the end of the queue is the
+/// end of the stream. Spent pieces go back for reuse.
+struct Pieces {
+    queue: mpsc::Receiver<Vec<u8>>,
+    spent: mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
 }
 
-impl<R: Read> Read for Hashing<R> {
+impl Read for Pieces {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        while self.at == self.current.len() {
+            let Ok(next) = self.queue.recv() else {
+                return Ok(0);
+            };
+            let spent = std::mem::replace(&mut self.current, next);
+            // The reading thread may have finished already; the piece is then dropped.
+            let _ = self.spent.send(spent);
+            self.at = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
         Ok(n)
     }
 }
 
 type BundleFile = BufReader<Counting<File>>;
 
-fn open_bundle(path: &Path, bar: &ProgressBar) -> DeskResult<BundleReader<BundleFile>> {
+fn open_bundle_file(path: &Path, bar: &ProgressBar) -> DeskResult<BundleFile> {
     let file = File::open(path).map_err(|e| {
         let mut error = DeskError::io("open the bundle", path, &e);
         error.next = "check the path of the bundle on the USB stick".to_owned();
@@ -111,7 +136,21 @@ fn open_bundle(path: &Path, bar: &ProgressBar) -> DeskResult<BundleReader<Bundle
         inner: file,
         bar: bar.clone(),
     };
-    BundleReader::new(BufReader::with_capacity(READ_BUFFER, counting)).map_err(|e| bundle_error(&e))
+    Ok(BufReader::with_capacity(READ_BUFFER, counting))
+}
+
+fn open_bundle(path: &Path, bar: &ProgressBar) -> DeskResult<BundleReader<BundleFile>> {
+    BundleReader::new(open_bundle_file(path, bar)?).map_err(|e| bundle_error(&e))
+}
+
+/// The second pass: the bundle the first pass verified, every payload it hands out
+/// checked against the first pass's digest (a file changed in between is refused).
+fn reopen_bundle(
+    path: &Path,
+    bar: &ProgressBar,
+    first_pass: &BundleSummary,
+) -> DeskResult<BundleReader<BundleFile>> {
+    BundleReader::reread(open_bundle_file(path, bar)?, first_pass).map_err(|e| bundle_error(&e))
 }
 
 /// A framing failure: the whole bundle is refused and nothing is written.
@@ -149,12 +188,22 @@ fn bundle_error(error: &peluit_proto::Error) -> DeskError {
 
 /// What pass 1 learnt.
 struct Verified {
-    digest: [u8; 32],
+    summary: BundleSummary,
     cursor_to: u64,
     manifest: Option<Vec<u8>>,
-    /// Frame index → SHA-256 of that attachment frame's payload.
-    attachment_sha256: HashMap<u64, [u8; 32]>,
+    /// Frame index → SHA-256 of that frame's payload (every frame pass 2 reads).
+    payload_sha256: HashMap<u64, [u8; 32]>,
     total_len: u64,
+}
+
+impl Verified {
+    /// The pass-1 digest of frame `index`'s payload.
+    fn pin(&self, index: u64) -> DeskResult<[u8; 32]> {
+        self.payload_sha256
+            .get(&index)
+            .copied()
+            .ok_or_else(|| bundle_error(&peluit_proto::Error::Bundle(BundleError::BundleDigest)))
+    }
 }
 
 fn pass_verify(desk: &Desk, path: &Path, bar: &ProgressBar) -> DeskResult<Verified> {
@@ -181,7 +230,7 @@ fn pass_verify(desk: &Desk, path: &Path, bar: &ProgressBar) -> DeskResult<Verifi
         ));
     }
     let mut manifest = None;
-    let mut attachment_sha256 = HashMap::new();
+    let mut payload_sha256 = HashMap::new();
     while let Some(mut frame) = reader.next_frame().map_err(|e| bundle_error(&e))? {
         match frame.meta() {
             FrameMeta::Manifest => {
@@ -191,27 +240,25 @@ fn pass_verify(desk: &Desk, path: &Path, bar: &ProgressBar) -> DeskResult<Verifi
                         .map_err(|e| bundle_error(&e))?,
                 );
             }
-            FrameMeta::Attachment { .. } => {
+            FrameMeta::Delete { .. } | FrameMeta::Reply => {}
+            // The reader digests the payload once for the frame, the bundle and the
+            // attachment pins. docs/protocol.md#bundle
+            FrameMeta::Case { .. } | FrameMeta::Attachment { .. } | FrameMeta::FollowUp { .. } => {
                 let index = frame.index();
-                let mut hashing = Hashing {
-                    inner: frame.payload_reader(),
-                    hasher: Sha256::new(),
-                };
-                io::copy(&mut hashing, &mut io::sink()).map_err(|e| bundle_error(&from_io(e)))?;
-                attachment_sha256.insert(index, hashing.hasher.finalize().into());
+                let digest = frame.payload_sha256().map_err(|e| bundle_error(&e))?;
+                payload_sha256.insert(index, digest);
             }
-            // Every other payload is skipped; the reader still digests it.
-            _ => {}
         }
     }
     let summary = reader
         .summary()
+        .cloned()
         .ok_or_else(|| bundle_error(&peluit_proto::Error::Bundle(BundleError::MissingEnd)))?;
     Ok(Verified {
-        digest: summary.digest,
+        summary,
         cursor_to: header.cursor_to,
         manifest,
-        attachment_sha256,
+        payload_sha256,
         total_len: bar.position(),
     })
 }
@@ -325,8 +372,9 @@ impl Importer<'_> {
                     self.outcome.known_cases += 1;
                     return Ok(());
                 }
+                let pin = self.verified.pin(frame.index())?;
                 let payload = frame
-                    .read_payload_to_end(MAX_ENVELOPE_LEN)
+                    .read_pinned_payload_to_end(MAX_ENVELOPE_LEN, pin)
                     .map_err(|e| bundle_error(&e))?;
                 if let Err(f) = self.open_case(case, day, mailbox_key, attachments, payload) {
                     self.failed_cases.insert(case);
@@ -342,10 +390,7 @@ impl Importer<'_> {
                     return Ok(());
                 }
                 let frame_index = frame.index();
-                let Some(expected) = self.verified.attachment_sha256.get(&frame_index).copied()
-                else {
-                    return Ok(());
-                };
+                let expected = self.verified.pin(frame_index)?;
                 let Some(staged) = stage(self.desk, &mut self.staged, case)? else {
                     // Its case comes later in the bundle: a third pass takes it.
                     self.deferred.insert(frame_index);
@@ -424,8 +469,9 @@ impl Importer<'_> {
                 if staged.failed.is_some() || staged.meta.has_follow_up(seq) {
                     return Ok(());
                 }
+                let pin = self.verified.pin(frame.index())?;
                 let payload = frame
-                    .read_payload_to_end(MAX_ENVELOPE_LEN)
+                    .read_pinned_payload_to_end(MAX_ENVELOPE_LEN, pin)
                     .map_err(|e| bundle_error(&e))?;
                 let sealed = SealedMessage::from_stored(payload);
                 let follow_up = match open_follow_up(&sealed, identities) {
@@ -760,9 +806,11 @@ fn fail(staged: &mut Staged, failure: CaseFailure, failures: &mut Vec<CaseFailur
 }
 
 /// Opens one sealed attachment into `dir`. The outer `Err` aborts the import (disk
-/// failure); the inner one refuses this attachment. The sealed SHA-256 from pass 1 is
-/// compared with the envelope's pin before anything is decrypted, and the plaintext goes
-/// to a temporary file that is renamed only once the whole stream authenticated.
+/// failure, or a bundle that changed since pass 1); the inner one refuses this
+/// attachment. The sealed SHA-256 from pass 1 is compared with the envelope's pin before
+/// anything is decrypted. This thread then reads the payload, pinned to that digest, and
+/// writes the plaintext to a temporary file, while a second thread decrypts; the file is
+/// renamed only once the whole stream authenticated and the pin held.
 fn stream_attachment<R: Read>(
     frame: &mut Frame<'_, R>,
     identities: &[SealIdentity],
@@ -780,49 +828,215 @@ fn stream_attachment<R: Read>(
     fsutil::create_dir(dir)?;
     let target = dir.join(&entry.file);
     let temp = fsutil::temp_beside(&target);
-    let mut payload = frame.payload_reader();
-    let mut opener = match StreamOpener::new(&mut payload, identities) {
-        Ok(opener) => opener,
-        Err(e) => return Ok(Err(e)),
+    let payload = frame
+        .pinned_payload_reader(sealed_sha256)
+        .map_err(|e| bundle_error(&e))?;
+    let mut out = PlaintextFile {
+        path: &temp,
+        file: None,
+        unflushed: 0,
     };
-    // The declared size is part of what the reporter sealed. docs/protocol.md#envelope
-    if opener.content_len() != entry.size {
-        return Ok(Err(peluit_proto::Error::IntegrityFailed(
-            "the attachment's size differs from the report's",
-        )));
-    }
-    let file = File::create_new(&temp).map_err(|e| DeskError::io("write", &temp, &e))?;
-    let mut out = BufWriter::with_capacity(READ_BUFFER, file);
-    let mut buf = Zeroizing::new(vec![0u8; READ_BUFFER]);
-    let copied: Result<(), peluit_proto::Error> = loop {
-        let n = match opener.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break Err(peluit_proto::Error::DecryptionFailed),
-        };
-        if let Err(e) = out.write_all(&buf[..n]) {
-            drop(out);
-            let _ = fs::remove_file(&temp);
-            return Err(DeskError::io("write", &temp, &e));
+    let copied = std::thread::scope(|scope| {
+        let (queue, pieces) = mpsc::sync_channel::<Vec<u8>>(PIECES_WAITING);
+        let (spent, returned) = mpsc::channel::<Vec<u8>>();
+        let (plain_queue, plaintext) = mpsc::channel::<Zeroizing<Vec<u8>>>();
+        let (plain_spent, plain_returned) = mpsc::channel::<Zeroizing<Vec<u8>>>();
+        let size = entry.size;
+        let opening = scope.spawn(move || {
+            let pieces = Pieces {
+                queue: pieces,
+                spent,
+                current: Vec::new(),
+                at: 0,
+            };
+            decrypt_pieces(pieces, identities, size, &plain_queue, &plain_returned)
+        });
+        // Writes the file back to disk while more plaintext comes, on a third thread.
+        let (write_back, to_write_back) = mpsc::sync_channel::<File>(1);
+        scope.spawn(move || {
+            for file in to_write_back {
+                // A failure shows again in the flush that decides.
+                let _ = file.sync_data();
+            }
+        });
+        let copied = copy_through(
+            payload,
+            queue,
+            &returned,
+            &plaintext,
+            &plain_spent,
+            &mut out,
+            &write_back,
+        );
+        drop(write_back);
+        drop(plaintext);
+        let opened = opening
+            .join()
+            .unwrap_or(Err(peluit_proto::Error::DecryptionFailed));
+        copied.map(|()| opened)
+    });
+    let discard = |out: PlaintextFile<'_>| {
+        drop(out.file);
+        let _ = fs::remove_file(&temp);
+    };
+    let opened = match copied {
+        Ok(opened) => opened,
+        Err(e) => {
+            discard(out);
+            return Err(e);
         }
     };
-    let flushed = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        // A new case's files are flushed together before the case is renamed into place.
-        .and_then(|file| if durable { file.sync_all() } else { Ok(()) });
-    if let Err(e) = copied {
+    if let Err(e) = opened {
         // Provisional plaintext of a stream that did not authenticate is removed.
-        let _ = fs::remove_file(&temp);
+        discard(out);
         return Ok(Err(e));
     }
-    if let Err(e) = flushed {
-        let _ = fs::remove_file(&temp);
+    // An empty attachment sends no plaintext: its file is created here.
+    let file = match out.write(&[], None) {
+        Ok(()) => out.file.take(),
+        Err(e) => {
+            discard(out);
+            return Err(e);
+        }
+    };
+    let Some(file) = file else {
+        return Err(DeskError::io(
+            "write",
+            &temp,
+            &io::Error::from(io::ErrorKind::NotFound),
+        ));
+    };
+    // An existing case's file is flushed now; a new case's files are flushed together
+    // before the case is renamed into place.
+    if durable && let Err(e) = file.sync_all() {
+        discard(out);
         return Err(DeskError::io("write", &temp, &e));
     }
+    drop(file);
     fs::rename(&temp, &target).map_err(|e| DeskError::io("write", &target, &e))?;
     Ok(Ok(()))
+}
+
+/// The temporary plaintext file, created with the first plaintext.
+struct PlaintextFile<'p> {
+    path: &'p Path,
+    file: Option<File>,
+    unflushed: u64,
+}
+
+impl PlaintextFile<'_> {
+    /// Appends `plaintext`; every [`WRITE_BACK_EVERY`] bytes, hands a handle of the file
+    /// to `write_back` (skipped while the previous write-back runs).
+    fn write(
+        &mut self,
+        plaintext: &[u8],
+        write_back: Option<&mpsc::SyncSender<File>>,
+    ) -> DeskResult<()> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(
+                File::create_new(self.path).map_err(|e| DeskError::io("write", self.path, &e))?,
+            ),
+        };
+        file.write_all(plaintext)
+            .map_err(|e| DeskError::io("write", self.path, &e))?;
+        self.unflushed += plaintext.len() as u64;
+        if let Some(write_back) = write_back
+            && self.unflushed >= WRITE_BACK_EVERY
+            && let Ok(handle) = file.try_clone()
+        {
+            self.unflushed = 0;
+            let _ = write_back.try_send(handle);
+        }
+        Ok(())
+    }
+}
+
+/// The reading side of [`stream_attachment`]: sends the ciphertext on in pieces and
+/// writes the plaintext that comes back. `Err` is a disk failure or a bundle that
+/// changed since pass 1 (the pin did not hold); the plaintext is then not to be kept.
+fn copy_through(
+    mut payload: impl Read,
+    queue: mpsc::SyncSender<Vec<u8>>,
+    returned: &mpsc::Receiver<Vec<u8>>,
+    plaintext: &mpsc::Receiver<Zeroizing<Vec<u8>>>,
+    plain_spent: &mpsc::Sender<Zeroizing<Vec<u8>>>,
+    out: &mut PlaintextFile<'_>,
+    write_back: &mpsc::SyncSender<File>,
+) -> DeskResult<()> {
+    let mut write = |piece: Zeroizing<Vec<u8>>| -> DeskResult<()> {
+        out.write(&piece, Some(write_back))?;
+        let _ = plain_spent.send(piece);
+        Ok(())
+    };
+    loop {
+        while let Ok(piece) = plaintext.try_recv() {
+            write(piece)?;
+        }
+        let mut piece = returned.try_recv().unwrap_or_default();
+        piece.resize(PIECE, 0);
+        let n = match payload.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The last read fails if the pin did not hold. docs/desk.md#import
+            Err(e) => return Err(bundle_error(&from_io(e))),
+        };
+        piece.truncate(n);
+        if queue.send(piece).is_err() {
+            // The stream did not open: the next frame skips the rest.
+            break;
+        }
+    }
+    // The end of the ciphertext; the opening thread sends the rest of the plaintext
+    // until it finishes.
+    drop(queue);
+    for piece in plaintext.iter() {
+        write(piece)?;
+    }
+    Ok(())
+}
+
+/// The opening side of [`stream_attachment`]: decrypts `sealed` and sends the plaintext
+/// in pieces. `Err` is a stream that does not open with `identities` or that is not the
+/// size the report declares; what was sent is then provisional plaintext to discard.
+fn decrypt_pieces(
+    sealed: impl Read,
+    identities: &[SealIdentity],
+    size: u64,
+    plaintext: &mpsc::Sender<Zeroizing<Vec<u8>>>,
+    spent: &mpsc::Receiver<Zeroizing<Vec<u8>>>,
+) -> Result<(), peluit_proto::Error> {
+    let mut opener = StreamOpener::new(sealed, identities)?;
+    // The declared size is part of what the reporter sealed. docs/protocol.md#envelope
+    if opener.content_len() != size {
+        return Err(peluit_proto::Error::IntegrityFailed(
+            "the attachment's size differs from the report's",
+        ));
+    }
+    loop {
+        let mut piece = spent
+            .try_recv()
+            .unwrap_or_else(|_| Zeroizing::new(Vec::new()));
+        piece.resize(PIECE, 0);
+        let mut filled = 0;
+        while filled < piece.len() {
+            match opener.read(&mut piece[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(peluit_proto::Error::DecryptionFailed),
+            }
+        }
+        piece.truncate(filled);
+        if filled == 0 {
+            return Ok(());
+        }
+        if plaintext.send(piece).is_err() {
+            // The reading side stopped (disk or bundle failure); it reports why.
+            return Err(peluit_proto::Error::DecryptionFailed);
+        }
+    }
 }
 
 /// Imports an export bundle into the desk with `identities` (the investigator's, or the
@@ -840,7 +1054,7 @@ pub fn import_bundle(
     bar.set_message("verifying");
     let verified = pass_verify(desk, path, bar)?;
     let mut outcome = ImportOutcome {
-        bundle_digest: hex::encode(verified.digest),
+        bundle_digest: hex::encode(verified.summary.digest),
         ..ImportOutcome::default()
     };
     let mut state = desk.state()?;
@@ -901,7 +1115,7 @@ pub fn import_bundle(
 }
 
 fn run_passes(importer: &mut Importer<'_>, path: &Path, bar: &ProgressBar) -> DeskResult<()> {
-    let mut reader = open_bundle(path, bar)?;
+    let mut reader = reopen_bundle(path, bar, &importer.verified.summary)?;
     while let Some(mut frame) = reader.next_frame().map_err(|e| bundle_error(&e))? {
         importer.frame(&mut frame)?;
     }
@@ -910,7 +1124,7 @@ fn run_passes(importer: &mut Importer<'_>, path: &Path, bar: &ProgressBar) -> De
     }
     // Attachments that came before their case: one more pass for just those.
     let deferred = std::mem::take(&mut importer.deferred);
-    let mut reader = open_bundle(path, bar)?;
+    let mut reader = reopen_bundle(path, bar, &importer.verified.summary)?;
     while let Some(mut frame) = reader.next_frame().map_err(|e| bundle_error(&e))? {
         if !deferred.contains(&frame.index()) {
             continue;
@@ -929,4 +1143,175 @@ fn run_passes(importer: &mut Importer<'_>, path: &Path, bar: &ProgressBar) -> De
         importer.frame(&mut frame)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peluit_proto::bundle::{BundleHeader, BundleWriter};
+    use peluit_proto::ids::UploadId;
+    use peluit_proto::seal::StreamSealer;
+
+    fn seal(identity: &SealIdentity, content: &[u8]) -> (Vec<u8>, [u8; 32]) {
+        let mut sealer = StreamSealer::new(&[identity.recipient()], content.len() as u64).unwrap();
+        let mut out = sealer.take_output();
+        for chunk in content.chunks(65_536) {
+            out.extend(sealer.push(chunk).unwrap());
+        }
+        while let Some(tail) = sealer.next_tail().unwrap() {
+            out.extend(tail);
+        }
+        (out, sealer.sealed_sha256())
+    }
+
+    fn bundle(sealed: &[u8]) -> Vec<u8> {
+        let header = BundleHeader {
+            kind: BundleKind::Export,
+            institution: "itjen-contoh".parse().unwrap(),
+            created: "2026-03-14".parse().unwrap(),
+            cursor_from: 0,
+            cursor_to: 1,
+        };
+        let mut writer = BundleWriter::new(Vec::new(), &header).unwrap();
+        let meta = FrameMeta::Attachment {
+            case: CaseId::from_bytes([1; 16]),
+            upload: UploadId::from_bytes([2; 16]),
+            index: 0,
+        };
+        writer.write_frame(&meta, sealed).unwrap();
+        writer.finish().unwrap()
+    }
+
+    fn entry(size: u64, sealed_sha256: [u8; 32]) -> AttachmentMeta {
+        AttachmentMeta {
+            upload: UploadId::from_bytes([2; 16]),
+            source: "report".into(),
+            index: 0,
+            original_name: "video.mp4".into(),
+            file: "video.mp4".into(),
+            media_type: "video/mp4".into(),
+            size,
+            sealed_sha256: hex::encode(sealed_sha256),
+            stored: false,
+        }
+    }
+
+    /// Pass 1 over `first`, then pass 2 over `second` (the same file, or what it became).
+    fn import_twice(
+        first: &[u8],
+        second: &[u8],
+        identity: &SealIdentity,
+        entry: &AttachmentMeta,
+        dir: &Path,
+    ) -> DeskResult<Result<(), peluit_proto::Error>> {
+        let mut reader = BundleReader::new(first).unwrap();
+        let pin = reader
+            .next_frame()
+            .unwrap()
+            .unwrap()
+            .payload_sha256()
+            .unwrap();
+        assert!(reader.next_frame().unwrap().is_none());
+        let summary = reader.summary().unwrap().clone();
+        let mut reader = BundleReader::reread(second, &summary).unwrap();
+        let mut frame = reader.next_frame().unwrap().unwrap();
+        let identities = std::slice::from_ref(identity);
+        stream_attachment(&mut frame, identities, entry, pin, dir, true)
+    }
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir).map_or(Vec::new(), |d| d.map(|e| e.unwrap().path()).collect())
+    }
+
+    #[test]
+    fn an_attachment_streams_into_its_file_and_nothing_else() {
+        let identity = SealIdentity::generate();
+        let dir = tempfile::tempdir().unwrap();
+        for content in [
+            (0..3_000_000u32)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+            Vec::new(),
+        ] {
+            let (sealed, sha) = seal(&identity, &content);
+            let bytes = bundle(&sealed);
+            let entry = entry(content.len() as u64, sha);
+            let out = dir.path().join(content.len().to_string());
+            import_twice(&bytes, &bytes, &identity, &entry, &out)
+                .unwrap()
+                .unwrap();
+            assert_eq!(files(&out), vec![out.join("video.mp4")]);
+            assert_eq!(fs::read(out.join("video.mp4")).unwrap(), content);
+        }
+    }
+
+    #[test]
+    fn an_attachment_swapped_between_the_passes_leaves_no_file() {
+        let identity = SealIdentity::generate();
+        let content = vec![7u8; 2_000_000];
+        let (sealed, sha) = seal(&identity, &content);
+        // Another attachment of the same size sealed to the same key, in a bundle with
+        // every digest valid: what whoever holds the stick between the passes can make.
+        let (swapped, _) = seal(&identity, &vec![8u8; 2_000_000]);
+        let dir = tempfile::tempdir().unwrap();
+        let entry = entry(content.len() as u64, sha);
+        let error = import_twice(
+            &bundle(&sealed),
+            &bundle(&swapped),
+            &identity,
+            &entry,
+            dir.path(),
+        )
+        .unwrap_err();
+        assert_eq!(error.code, "damaged-bundle");
+        assert!(files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_stream_that_does_not_open_leaves_no_file() {
+        let identity = SealIdentity::generate();
+        let content = vec![7u8; 2_000_000];
+        let (sealed, sha) = seal(&identity, &content);
+        let bytes = bundle(&sealed);
+        let dir = tempfile::tempdir().unwrap();
+        // Not sealed to this desk.
+        let stranger = SealIdentity::generate();
+        let refused = import_twice(
+            &bytes,
+            &bytes,
+            &stranger,
+            &entry(2_000_000, sha),
+            dir.path(),
+        );
+        assert!(matches!(refused, Ok(Err(_))));
+        // Another size than the report declares.
+        let refused = import_twice(
+            &bytes,
+            &bytes,
+            &identity,
+            &entry(1_999_999, sha),
+            dir.path(),
+        );
+        assert!(matches!(refused, Ok(Err(_))));
+        // A flipped byte in the last chunk, with the frame's digests made valid again and
+        // the pin following it: the stream's end does not authenticate, after most of the
+        // plaintext went to the temporary file.
+        let mut damaged = sealed.clone();
+        let at = damaged.len() - 20;
+        damaged[at] ^= 1;
+        let sha = <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(&damaged));
+        let bytes = bundle(&damaged);
+        let refused = import_twice(
+            &bytes,
+            &bytes,
+            &identity,
+            &entry(2_000_000, sha),
+            dir.path(),
+        );
+        assert!(matches!(
+            refused,
+            Ok(Err(peluit_proto::Error::DecryptionFailed))
+        ));
+        assert!(files(dir.path()).is_empty());
+    }
 }

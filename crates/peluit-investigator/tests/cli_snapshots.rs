@@ -171,3 +171,25 @@ fn main_error_messages() {
         desk(&["--desk", "desk", "status", "abcd", "done"], d)
     );
 }
+
+#[test]
+fn usage_errors_have_the_two_line_shape() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    for (name, args) in [
+        ("usage_missing_argument", vec!["import"]),
+        ("usage_unknown_command", vec!["imprt", "x.bundle"]),
+        ("usage_unknown_option", vec!["--bogus", "cases", "list"]),
+        ("usage_missing_value", vec!["cases", "list", "--desk"]),
+        ("usage_missing_command", vec!["manifest"]),
+        ("usage_json", vec!["--json", "status", "abcd"]),
+    ] {
+        let out = desk(&args, d);
+        assert!(out.starts_with("status: 1\n"), "{out}");
+        insta::assert_snapshot!(name, out);
+    }
+    assert!(
+        !d.join("peluit-desk").exists(),
+        "a refused command line changes nothing"
+    );
+}

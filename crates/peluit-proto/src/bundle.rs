@@ -31,6 +31,14 @@ pub const MAX_META_LEN: u32 = 64 * 1024;
 pub const MAX_FRAMES: u64 = 10_000_000;
 /// Piece size for streamed payload copies: memory does not grow with the payload.
 const COPY_CHUNK: usize = 64 * 1024;
+/// Skipped payloads at least this long are digested on several threads (native only).
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_MIN_LEN: u64 = 1024 * 1024;
+/// Piece size and queue depth of the digest threads: at most a few MiB in flight.
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_CHUNK: usize = 128 * 1024;
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_DEPTH: usize = 4;
 const DIGEST_LEN: usize = 32;
 
 /// Why a bundle was refused. Carried in [`Error::Bundle`].
@@ -570,6 +578,9 @@ pub struct BundleSummary {
     pub payload_bytes: u64,
     /// The End frame's digest: SHA-256 of every byte before the End frame.
     pub digest: [u8; 32],
+    /// SHA-256 over every frame's metadata and stored digest, which a second pass
+    /// ([`BundleReader::reread`]) compares without digesting payloads again.
+    skeleton: [u8; 32],
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -583,7 +594,26 @@ enum ReaderState {
 struct Pending {
     index: u64,
     remaining: u64,
+    /// No payload byte has been read yet.
+    untouched: bool,
     frame_hash: Sha256,
+    /// The payload's own SHA-256, when the caller asked for it or pinned the payload.
+    payload_hash: Option<Sha256>,
+    /// The payload SHA-256 a first pass reported, checked at the payload's end.
+    pin: Option<[u8; DIGEST_LEN]>,
+}
+
+impl Pending {
+    fn new(index: u64, remaining: u64, frame_hash: Sha256) -> Self {
+        Self {
+            index,
+            remaining,
+            untouched: true,
+            frame_hash,
+            payload_hash: None,
+            pin: None,
+        }
+    }
 }
 
 /// What a frame head says before its payload.
@@ -609,11 +639,123 @@ fn read_exact_or_end(inner: &mut impl Read, buf: &mut [u8], at_boundary: bool) -
     Ok(true)
 }
 
-/// The byte-level side of reading: the input, the running bundle digest and the frame
-/// whose payload is pending.
+/// Reads at least one byte into `buf` (not empty); an end of input is a truncation.
+fn read_some(inner: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match inner.read(buf) {
+            Ok(0) => return Err(bundle_error(BundleError::Truncated)),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(from_io(e)),
+        }
+    }
+}
+
+/// Reads the next `len` bytes of `inner` and feeds each of them to every hasher, in one
+/// read of the input; long inputs are digested on one thread per hasher (native only).
+fn digest_stream(
+    inner: &mut impl Read,
+    len: u64,
+    hashers: &mut [&mut Sha256],
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if hashers.len() > 1 && len >= PARALLEL_MIN_LEN {
+        return digest_stream_parallel(inner, len, hashers);
+    }
+    buf.resize(COPY_CHUNK, 0);
+    let mut left = len;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = read_some(inner, &mut buf[..want])?;
+        for hasher in hashers.iter_mut() {
+            hasher.update(&buf[..n]);
+        }
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// [`digest_stream`] with the first hasher on this thread (which also reads) and each
+/// other one on its own thread, fed shared pieces through a bounded queue: SHA-256 is
+/// sequential, so several digests of the same bytes are what can run side by side.
+#[cfg(not(target_arch = "wasm32"))]
+fn digest_stream_parallel(
+    inner: &mut impl Read,
+    len: u64,
+    hashers: &mut [&mut Sha256],
+) -> Result<()> {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, mpsc};
+
+    let Some((own, others)) = hashers.split_first_mut() else {
+        return Ok(());
+    };
+    std::thread::scope(|scope| {
+        let mut queues = Vec::with_capacity(others.len());
+        let mut workers = Vec::with_capacity(others.len());
+        for hasher in others.iter_mut() {
+            let (queue, pieces) = mpsc::sync_channel::<(Arc<Vec<u8>>, usize)>(PARALLEL_DEPTH);
+            queues.push(queue);
+            workers.push(scope.spawn(move || {
+                for (piece, n) in pieces {
+                    hasher.update(&piece[..n]);
+                }
+            }));
+        }
+        // Pieces are reused once every worker is done with them, so memory stays at
+        // about the queue depth whatever the length.
+        let mut pool: VecDeque<Arc<Vec<u8>>> = VecDeque::new();
+        let mut left = len;
+        let read = loop {
+            if left == 0 {
+                break Ok(());
+            }
+            let mut piece = match pool.pop_front().map(Arc::try_unwrap) {
+                Some(Ok(piece)) => piece,
+                Some(Err(busy)) => {
+                    pool.push_front(busy);
+                    vec![0; PARALLEL_CHUNK]
+                }
+                None => vec![0; PARALLEL_CHUNK],
+            };
+            let want = PARALLEL_CHUNK.min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match read_some(inner, &mut piece[..want]) {
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            own.update(&piece[..n]);
+            let piece = Arc::new(piece);
+            if queues
+                .iter()
+                .any(|queue| queue.send((Arc::clone(&piece), n)).is_err())
+            {
+                break Err(Error::InvalidUse("a digest thread stopped"));
+            }
+            pool.push_back(piece);
+            left -= n as u64;
+        };
+        drop(queues);
+        let mut joined = Ok(());
+        for worker in workers {
+            if worker.join().is_err() {
+                joined = Err(Error::InvalidUse("a digest thread stopped"));
+            }
+        }
+        read.and(joined)
+    })
+}
+
+/// The byte-level side of reading: the input, the running digests and the frame whose
+/// payload is pending.
 struct Input<R: Read> {
     inner: R,
+    /// A first pass digests every byte into the frame and bundle digests; a re-read
+    /// ([`BundleReader::reread`]) checks pinned payloads instead.
+    digesting: bool,
     bundle_hash: Sha256,
+    /// Every frame's head and stored digest, in order (see [`BundleSummary`]).
+    skeleton_hash: Sha256,
     pending: Option<Pending>,
     buf: Vec<u8>,
 }
@@ -639,6 +781,7 @@ impl<R: Read> Input<R> {
         for part in [&len_bytes[..], &json, &payload_len_bytes] {
             frame_hash.update(part);
             self.bundle_hash.update(part);
+            self.skeleton_hash.update(part);
         }
         let meta = WireMeta::parse(&json, index)?;
         Ok(Some(FrameHead {
@@ -649,11 +792,17 @@ impl<R: Read> Input<R> {
     }
 
     /// Reads up to `buf.len()` bytes of the pending payload; at its end, reads and checks
-    /// the frame digest and returns 0.
+    /// the frame digest (and the pin, if any) and returns 0.
     fn read_payload(&mut self, buf: &mut [u8]) -> Result<usize> {
         let Some(pending) = self.pending.as_mut() else {
             return Ok(0);
         };
+        // A second pass hands out only what it can check against the first.
+        if !self.digesting && pending.pin.is_none() {
+            return Err(Error::InvalidUse(
+                "a re-read bundle hands out only pinned payloads",
+            ));
+        }
         if pending.remaining == 0 {
             self.finish_pending()?;
             return Ok(0);
@@ -664,60 +813,70 @@ impl<R: Read> Input<R> {
         let want = buf
             .len()
             .min(usize::try_from(pending.remaining).unwrap_or(usize::MAX));
-        let n = loop {
-            match self.inner.read(&mut buf[..want]) {
-                Ok(0) => return Err(bundle_error(BundleError::Truncated)),
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(from_io(e)),
-            }
-        };
-        pending.frame_hash.update(&buf[..n]);
-        self.bundle_hash.update(&buf[..n]);
+        let n = read_some(&mut self.inner, &mut buf[..want])?;
+        if self.digesting {
+            pending.frame_hash.update(&buf[..n]);
+            self.bundle_hash.update(&buf[..n]);
+        }
+        if let Some(payload_hash) = pending.payload_hash.as_mut() {
+            payload_hash.update(&buf[..n]);
+        }
+        pending.untouched = false;
         pending.remaining -= n as u64;
         Ok(n)
     }
 
-    /// Skips what is left of the pending payload and checks the frame digest.
-    fn finish_pending(&mut self) -> Result<()> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.resize(COPY_CHUNK, 0);
-        let skipped = loop {
-            match self.pending.as_ref() {
-                Some(p) if p.remaining > 0 => {}
-                _ => break Ok(()),
-            }
-            if let Err(e) = self.read_payload(&mut buf) {
-                break Err(e);
-            }
+    /// Skips what is left of the pending payload (still digesting it) and checks the
+    /// frame digest and the pin. Returns the payload's SHA-256 if it was asked for.
+    fn finish_pending(&mut self) -> Result<Option<[u8; DIGEST_LEN]>> {
+        let Some(mut pending) = self.pending.take() else {
+            return Ok(None);
         };
-        self.buf = buf;
-        skipped?;
-        let Some(pending) = self.pending.take() else {
-            return Ok(());
-        };
+        if pending.remaining > 0 {
+            let mut hashers: Vec<&mut Sha256> = Vec::with_capacity(3);
+            if self.digesting {
+                hashers.push(&mut self.bundle_hash);
+                hashers.push(&mut pending.frame_hash);
+            }
+            if let Some(payload_hash) = pending.payload_hash.as_mut() {
+                hashers.push(payload_hash);
+            }
+            digest_stream(
+                &mut self.inner,
+                pending.remaining,
+                &mut hashers,
+                &mut self.buf,
+            )?;
+            pending.remaining = 0;
+        }
         let mut digest = [0u8; DIGEST_LEN];
         read_exact_or_end(&mut self.inner, &mut digest, false)?;
-        self.bundle_hash.update(digest);
-        let computed: [u8; DIGEST_LEN] = pending.frame_hash.finalize().into();
-        // Each frame carries its own digest, so damage is located to a frame and caught
-        // as soon as the frame has been read. docs/protocol.md#bundle
-        if computed != digest {
-            return Err(bundle_error(BundleError::FrameDigest {
-                index: pending.index,
-            }));
+        self.skeleton_hash.update(digest);
+        let failed = bundle_error(BundleError::FrameDigest {
+            index: pending.index,
+        });
+        if self.digesting {
+            self.bundle_hash.update(digest);
+            let computed: [u8; DIGEST_LEN] = pending.frame_hash.finalize().into();
+            // Each frame carries its own digest, so damage is located to a frame and
+            // caught as soon as the frame has been read. docs/protocol.md#bundle
+            if computed != digest {
+                return Err(failed);
+            }
         }
-        Ok(())
+        let payload_sha256: Option<[u8; DIGEST_LEN]> =
+            pending.payload_hash.map(|hash| hash.finalize().into());
+        // A second pass must read the bytes the first pass checked.
+        if pending.pin.is_some() && payload_sha256 != pending.pin {
+            return Err(failed);
+        }
+        Ok(payload_sha256)
     }
 
     /// Reads the digest of a frame without payload and checks it.
     fn finish_empty_frame(&mut self, index: u64, frame_hash: Sha256) -> Result<()> {
-        self.pending = Some(Pending {
-            index,
-            remaining: 0,
-            frame_hash,
-        });
-        self.finish_pending()
+        self.pending = Some(Pending::new(index, 0, frame_hash));
+        self.finish_pending().map(|_| ())
     }
 
     fn check_nothing_after_end(&mut self) -> Result<()> {
@@ -743,6 +902,8 @@ pub struct BundleReader<R: Read> {
     frames: u64,
     state: ReaderState,
     summary: BundleSummary,
+    /// A re-read's first pass.
+    first_pass: Option<BundleSummary>,
 }
 
 impl<R: Read> std::fmt::Debug for BundleReader<R> {
@@ -756,7 +917,28 @@ impl<R: Read> std::fmt::Debug for BundleReader<R> {
 
 impl<R: Read> BundleReader<R> {
     /// Reads and checks the magic and the Header frame (its digest included).
-    pub fn new(mut inner: R) -> Result<Self> {
+    pub fn new(inner: R) -> Result<Self> {
+        Self::open(inner, None)
+    }
+
+    /// A second pass over a bundle that a first pass read to its end (`first_pass` is
+    /// that pass's summary), for a reader that needs the payloads the first pass could
+    /// only check. Frames are parsed and checked by the same rules, but payloads are not
+    /// digested again: each payload the caller reads must be pinned
+    /// ([`Frame::pinned_payload_reader`]) to the SHA-256 the first pass reported
+    /// ([`Frame::payload_sha256`]), and the End frame checks that every frame's metadata
+    /// and stored digest are the first pass's. So the second pass uses exactly the bytes
+    /// the first one checked, even if the file changed in between, at the cost of one
+    /// SHA-256 of what it reads rather than two of everything.
+    pub fn reread(inner: R, first_pass: &BundleSummary) -> Result<Self> {
+        let reader = Self::open(inner, Some(first_pass.clone()))?;
+        if reader.header != first_pass.header {
+            return Err(bundle_error(BundleError::BundleDigest));
+        }
+        Ok(reader)
+    }
+
+    fn open(mut inner: R, first_pass: Option<BundleSummary>) -> Result<Self> {
         let mut magic = [0u8; MAGIC.len()];
         let mut filled = 0;
         while filled < magic.len() {
@@ -791,7 +973,9 @@ impl<R: Read> BundleReader<R> {
         }
         let mut input = Input {
             inner,
+            digesting: first_pass.is_none(),
             bundle_hash: Sha256::new(),
+            skeleton_hash: Sha256::new(),
             pending: None,
             buf: Vec::new(),
         };
@@ -852,7 +1036,9 @@ impl<R: Read> BundleReader<R> {
                 deletes: 0,
                 payload_bytes: 0,
                 digest: [0; 32],
+                skeleton: [0; 32],
             },
+            first_pass,
         })
     }
 
@@ -944,14 +1130,26 @@ impl<R: Read> BundleReader<R> {
                     }));
                 }
                 let declared = encoding::unhex_array::<32>(&digest, "bundle digest")?;
-                let computed: [u8; 32] = before_frame.finalize().into();
-                // Detects reordered, dropped or duplicated frames, each of which would
-                // still pass its own digest. docs/protocol.md#bundle
-                if computed != declared {
-                    return Err(bundle_error(BundleError::BundleDigest));
+                let skeleton: [u8; 32] = self.input.skeleton_hash.clone().finalize().into();
+                match &self.first_pass {
+                    None => {
+                        let computed: [u8; 32] = before_frame.finalize().into();
+                        // Detects reordered, dropped or duplicated frames, each of which
+                        // would still pass its own digest. docs/protocol.md#bundle
+                        if computed != declared {
+                            return Err(bundle_error(BundleError::BundleDigest));
+                        }
+                    }
+                    // The frames, in order, are those the first pass digested.
+                    Some(first) => {
+                        if declared != first.digest || skeleton != first.skeleton {
+                            return Err(bundle_error(BundleError::BundleDigest));
+                        }
+                    }
                 }
                 self.input.check_nothing_after_end()?;
-                self.summary.digest = computed;
+                self.summary.digest = declared;
+                self.summary.skeleton = skeleton;
                 self.summary.frames = frames;
                 return Ok(None);
             }
@@ -991,11 +1189,7 @@ impl<R: Read> BundleReader<R> {
         };
         *count += 1;
         self.summary.payload_bytes += head.payload_len;
-        self.input.pending = Some(Pending {
-            index,
-            remaining: head.payload_len,
-            frame_hash: head.frame_hash,
-        });
+        self.input.pending = Some(Pending::new(index, head.payload_len, head.frame_hash));
         Ok(Some((meta, index, head.payload_len)))
     }
 }
@@ -1055,6 +1249,72 @@ impl<'a, R: Read> Frame<'a, R> {
         }
         let mut out = Vec::with_capacity(self.payload_len as usize);
         self.payload_reader()
+            .read_to_end(&mut out)
+            .map_err(from_io)?;
+        Ok(out)
+    }
+
+    /// Reads the whole payload without handing it out, checks the frame digest as a skip
+    /// does, and returns the payload's own SHA-256: what an envelope's `sealed_sha256`
+    /// pins (docs/protocol.md#envelope) and what [`BundleReader::reread`] checks. One
+    /// read feeds all three digests (bundle, frame, payload); a large payload is digested
+    /// on three threads (native only). Only before any of the payload was read, and only
+    /// on a first pass.
+    pub fn payload_sha256(&mut self) -> Result<[u8; DIGEST_LEN]> {
+        let reader = &mut *self.reader;
+        if reader.state != ReaderState::Reading || !reader.input.digesting {
+            return Err(Error::InvalidUse(
+                "a payload digest needs a first pass that has not failed",
+            ));
+        }
+        let Some(pending) = reader.input.pending.as_mut().filter(|p| p.untouched) else {
+            return Err(Error::InvalidUse("part of the payload was already read"));
+        };
+        pending.payload_hash = Some(Sha256::new());
+        match reader.input.finish_pending() {
+            Ok(Some(digest)) => Ok(digest),
+            Ok(None) => Err(Error::InvalidUse("the payload was already read")),
+            Err(e) => {
+                reader.state = ReaderState::Failed;
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams the payload, as [`payload_reader`](Self::payload_reader), and also checks
+    /// at its end that its SHA-256 is `sha256` (the first pass's, see
+    /// [`BundleReader::reread`]); a mismatch is a frame digest error. The final `read`
+    /// returning 0 comes only after that check. Only before any of the payload was read.
+    pub fn pinned_payload_reader(
+        &mut self,
+        sha256: [u8; DIGEST_LEN],
+    ) -> Result<FramePayload<'_, R>> {
+        let Some(pending) = self
+            .reader
+            .input
+            .pending
+            .as_mut()
+            .filter(|p| p.untouched && p.pin.is_none())
+        else {
+            return Err(Error::InvalidUse("part of the payload was already read"));
+        };
+        pending.payload_hash = Some(Sha256::new());
+        pending.pin = Some(sha256);
+        Ok(self.payload_reader())
+    }
+
+    /// [`read_payload_to_end`](Self::read_payload_to_end) with the pin of
+    /// [`pinned_payload_reader`](Self::pinned_payload_reader).
+    pub fn read_pinned_payload_to_end(
+        &mut self,
+        limit: usize,
+        sha256: [u8; DIGEST_LEN],
+    ) -> Result<Vec<u8>> {
+        if self.payload_len > limit as u64 {
+            return Err(Error::TooLarge("bundle frame payload"));
+        }
+        let mut out = Vec::with_capacity(self.payload_len as usize);
+        self.pinned_payload_reader(sha256)?
             .read_to_end(&mut out)
             .map_err(from_io)?;
         Ok(out)
@@ -1175,6 +1435,174 @@ mod tests {
             Err(Error::Bundle(e)) => e,
             other => panic!("expected a bundle error, got {other:?}"),
         }
+    }
+
+    /// The export frames with a payload long enough for the threaded digests.
+    fn large_export_frames() -> Vec<(FrameMeta, Vec<u8>)> {
+        let mut frames = export_frames();
+        frames[2].1 = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+        frames
+    }
+
+    /// First pass with `payload_sha256` on every payload: the digests by frame index.
+    fn first_pass(bytes: &[u8]) -> Result<(BundleSummary, Vec<[u8; 32]>)> {
+        let mut reader = BundleReader::new(bytes)?;
+        let mut digests = vec![[0; 32]];
+        while let Some(mut frame) = reader.next_frame()? {
+            digests.push(frame.payload_sha256()?);
+        }
+        Ok((reader.summary().cloned().unwrap(), digests))
+    }
+
+    #[test]
+    fn payload_digests_come_from_the_one_verifying_read() {
+        for frames in [export_frames(), large_export_frames()] {
+            let (bytes, offsets) = write(BundleKind::Export, &frames);
+            let (summary, digests) = first_pass(&bytes).unwrap();
+            assert_eq!(summary, BundleReader::verify(&bytes[..]).unwrap());
+            for (i, (_, payload)) in frames.iter().enumerate() {
+                assert_eq!(digests[i + 1], <[u8; 32]>::from(Sha256::digest(payload)));
+            }
+            // Damage in the large payload, in its digest, or a cut inside it.
+            for at in [offsets[4] - 1, offsets[4] - 40, offsets[4] - 100_000] {
+                let mut bad = bytes.clone();
+                bad[at] ^= 4;
+                assert_eq!(
+                    bundle_err(first_pass(&bad)),
+                    BundleError::FrameDigest { index: 3 }
+                );
+                assert_eq!(
+                    bundle_err(BundleReader::verify(&bad[..])),
+                    BundleError::FrameDigest { index: 3 }
+                );
+            }
+            for cut in [offsets[4] - 1, offsets[4] - 100_000] {
+                assert_eq!(
+                    bundle_err(first_pass(&bytes[..cut])),
+                    BundleError::Truncated
+                );
+            }
+        }
+        // Only before any of the payload was read, only on a first pass.
+        let (bytes, offsets) = write(BundleKind::Export, &export_frames());
+        let mut reader = BundleReader::new(&bytes[..]).unwrap();
+        reader.next_frame().unwrap();
+        let mut frame = reader.next_frame().unwrap().unwrap();
+        frame.payload_reader().read_exact(&mut [0; 10]).unwrap();
+        assert!(matches!(frame.payload_sha256(), Err(Error::InvalidUse(_))));
+        assert!(matches!(
+            frame.pinned_payload_reader([0; 32]),
+            Err(Error::InvalidUse(_))
+        ));
+        let (summary, _) = first_pass(&bytes).unwrap();
+        let mut reader = BundleReader::reread(&bytes[..], &summary).unwrap();
+        let mut frame = reader.next_frame().unwrap().unwrap();
+        assert!(matches!(frame.payload_sha256(), Err(Error::InvalidUse(_))));
+        // A failed reader gives no digest.
+        let mut bad = bytes.clone();
+        bad[offsets[2] - 1] ^= 1;
+        let mut reader = BundleReader::new(&bad[..]).unwrap();
+        let mut frame = reader.next_frame().unwrap().unwrap();
+        assert!(frame.payload_sha256().is_err());
+        assert!(reader.next_frame().is_err());
+    }
+
+    #[test]
+    fn a_reread_hands_out_exactly_what_the_first_pass_checked() {
+        for frames in [export_frames(), large_export_frames()] {
+            let (bytes, _) = write(BundleKind::Export, &frames);
+            let (summary, digests) = first_pass(&bytes).unwrap();
+            let mut reader = BundleReader::reread(&bytes[..], &summary).unwrap();
+            let mut read = Vec::new();
+            while let Some(mut frame) = reader.next_frame().unwrap() {
+                let pin = digests[frame.index() as usize];
+                let payload = if frame.index() == 2 {
+                    // Skipped: never handed out, so not digested again.
+                    Vec::new()
+                } else {
+                    frame.read_pinned_payload_to_end(usize::MAX, pin).unwrap()
+                };
+                read.push(payload);
+            }
+            assert_eq!(reader.summary(), Some(&summary));
+            for (i, (_, payload)) in frames.iter().enumerate() {
+                if i != 1 {
+                    assert_eq!(&read[i], payload);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_reread_refuses_a_file_changed_since_the_first_pass() {
+        let frames = large_export_frames();
+        let (bytes, offsets) = write(BundleKind::Export, &frames);
+        let (summary, digests) = first_pass(&bytes).unwrap();
+        let reread_all = |bytes: &[u8]| -> Result<()> {
+            let mut reader = BundleReader::reread(bytes, &summary)?;
+            while let Some(mut frame) = reader.next_frame()? {
+                let pin = digests[frame.index() as usize];
+                frame.read_pinned_payload_to_end(usize::MAX, pin)?;
+            }
+            Ok(())
+        };
+        reread_all(&bytes).unwrap();
+        // Another attachment with every digest made valid again, as whoever could write
+        // the file between the passes could: the pin catches it at the payload's end,
+        // before the last read hands it over.
+        let mut other = frames.clone();
+        other[2].1[2_999_999] ^= 1;
+        let (swapped, _) = write(BundleKind::Export, &other);
+        BundleReader::verify(&swapped[..]).unwrap();
+        assert_eq!(
+            bundle_err(reread_all(&swapped)),
+            BundleError::FrameDigest { index: 3 }
+        );
+        let mut reader = BundleReader::reread(&swapped[..], &summary).unwrap();
+        reader.next_frame().unwrap();
+        reader.next_frame().unwrap();
+        let mut frame = reader.next_frame().unwrap().unwrap();
+        let mut stream = frame.pinned_payload_reader(digests[3]).unwrap();
+        let mut sink = Vec::new();
+        assert!(stream.read_to_end(&mut sink).is_err());
+        // Changed metadata of a frame whose payload is not read: caught at the End.
+        let mut other = frames.clone();
+        other[3].0 = FrameMeta::FollowUp {
+            case: CaseId::from_bytes([1; 16]),
+            seq: 2,
+        };
+        let (changed, _) = write(BundleKind::Export, &other);
+        let mut reader = BundleReader::reread(&changed[..], &summary).unwrap();
+        let end = loop {
+            match reader.next_frame() {
+                Ok(Some(_)) => {}
+                other => break other.map(|_| ()),
+            }
+        };
+        assert_eq!(bundle_err(end), BundleError::BundleDigest);
+        // Another header, a cut, a flipped payload byte, another bundle.
+        let mut bad = bytes.clone();
+        bad[offsets[4] - 100] ^= 1;
+        assert_eq!(
+            bundle_err(reread_all(&bad)),
+            BundleError::FrameDigest { index: 3 }
+        );
+        assert_eq!(
+            bundle_err(reread_all(&bytes[..offsets[4] + 3])),
+            BundleError::Truncated
+        );
+        let (reply, _) = write(BundleKind::Reply, &reply_frames());
+        assert_eq!(
+            bundle_err(BundleReader::reread(&reply[..], &summary)),
+            BundleError::BundleDigest
+        );
+        // Unpinned payloads are not handed out by a re-read.
+        let mut reader = BundleReader::reread(&bytes[..], &summary).unwrap();
+        let mut frame = reader.next_frame().unwrap().unwrap();
+        assert!(matches!(
+            frame.read_payload_to_end(usize::MAX),
+            Err(Error::InvalidUse(_))
+        ));
     }
 
     #[test]
