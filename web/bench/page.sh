@@ -3,8 +3,9 @@
 #   1. a 50 MiB attachment sealed and uploaded from headless Chromium, with WebAssembly;
 #   2. the same without WebAssembly (--jitless: the wasm2js module), with a smaller file;
 #   3. a ~10 KB report without WebAssembly: receipt derivation, sealing, proof of work;
-#   4. a 1 GiB attachment with WebAssembly; for it and for (1), the peak of Chromium's total
-#      RSS (every process: browser, renderer, worker), sampled every 0.2 s.
+#   4. a 1 GiB attachment with WebAssembly; for it and for (1), the peak private memory of
+#      the tab (renderer, worker included) and of the browser process
+#      (web/bench/chromium_memory.py).
 # Times are from the click on "send" to the receipt (sealing, upload, proof of work and
 # submission), so MiB/s here is a lower bound on sealing speed.
 # Usage: web/bench/page.sh [NOWASM_MIB]   (default 8)
@@ -33,28 +34,21 @@ run() { # name jitless answer-file [file]
   node web/tests/drive.mjs "{\"kind\":\"report\",\"url\":\"http://127.0.0.1:$PORT/\",\"jitless\":$2,\"timeout_ms\":3600000,\"answers\":{\"category\":\"suap\",\"what_happened\":\"$(cat "$3")\"},\"files\":$files}" \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("send_ms"), d.get("error") or d.get("driver_error") or "")'
 }
-peak_rss() { # samples the summed RSS of every chromium process until $1 exits
-  local peak=0 now
-  while kill -0 "$1" 2>/dev/null; do
-    now=$(ps -C chromium -o rss= 2>/dev/null | awk '{s+=$1} END {print s+0}')
-    [ "$now" -gt "$peak" ] && peak=$now
-    sleep 0.2
-  done
-  echo $((peak / 1024))
-}
+peak_memory() { python3 web/bench/chromium_memory.py; }
 
 echo "demo institution: $RECIPIENTS recipients, proof of work $BITS bits; machine: $(nproc) cores"
 echo "short" >"$WORK/short.txt"
 run wasm50 false "$WORK/short.txt" "$WORK/50mib.bin" >"$WORK/50.out" &
-PEAK50=$(peak_rss $!)
+PEAK50=$(peak_memory)
+wait
 read -r ms err <"$WORK/50.out"
-echo "wasm, 50 MiB attachment: ${ms} ms → $(python3 -c "print(round(50/($ms/1000),1))") MiB/s; peak RSS of all Chromium processes ${PEAK50} MiB $err"
+echo "wasm, 50 MiB attachment: ${ms} ms → $(python3 -c "print(round(50/($ms/1000),1))") MiB/s; peak private memory: $PEAK50 $err"
 read -r ms err < <(run nowasm true "$WORK/short.txt" "$WORK/nowasm.bin")
 echo "no WebAssembly, $NOWASM_MIB MiB attachment: ${ms} ms → $(python3 -c "print(round($NOWASM_MIB/($ms/1000),2))") MiB/s $err"
 read -r ms err < <(run report10k true "$WORK/text.txt")
 echo "no WebAssembly, 10 KB report (receipt, seal, proof of work, submit): ${ms} ms $err"
 run big false "$WORK/short.txt" "$WORK/1gib.bin" >"$WORK/big.out" &
-BIG=$!
-PEAK=$(peak_rss $BIG)
+PEAK=$(peak_memory)
+wait
 read -r ms err <"$WORK/big.out"
-echo "wasm, 1 GiB attachment: ${ms} ms → $(python3 -c "print(round(1024/($ms/1000),1))") MiB/s; peak RSS of all Chromium processes ${PEAK} MiB $err"
+echo "wasm, 1 GiB attachment: ${ms} ms → $(python3 -c "print(round(1024/($ms/1000),1))") MiB/s; peak private memory: $PEAK $err"

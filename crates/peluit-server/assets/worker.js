@@ -10,6 +10,8 @@ const OP = {
 };
 // Sealed bytes per upload request; memory stays near this whatever the file size.
 const UPLOAD_BATCH = 8 << 20;
+// Room for one module answer past a full batch (AttachmentTail answers up to 1 MiB).
+const OUTPUT_SLACK = 2 << 20;
 // Plaintext handed to the module per call.
 const PUSH_SIZE = 64 * 1024;
 // Nonces tried per proof-of-work call between progress messages.
@@ -42,29 +44,34 @@ async function loadCore(allowWasm) {
   return [await import("/assets/peluit-nowasm.js"), "js"];
 }
 
-// One call into the module: 32 fresh random bytes, then the request.
-function call(op, input) {
-  const ptr = core.peluit_input(32 + input.length) >>> 0;
-  const view = new Uint8Array(core.memory.buffer, ptr, 32 + input.length);
+// One call into the module: 32 fresh random bytes, then the request's parts. Answers a view
+// of the module's memory, valid only until the next call: copy what must be kept.
+function callView(op, ...parts) {
+  const length = parts.reduce((sum, part) => sum + part.length, 32);
+  const ptr = core.peluit_input(length) >>> 0;
+  const view = new Uint8Array(core.memory.buffer, ptr, length);
   crypto.getRandomValues(view.subarray(0, 32));
-  view.set(input, 32);
+  let at = 32;
+  for (const part of parts) {
+    view.set(part, at);
+    at += part.length;
+  }
   const status = core.peluit_call(op);
   const out = new Uint8Array(
     core.memory.buffer, core.peluit_output() >>> 0, core.peluit_output_len() >>> 0,
-  ).slice();
+  );
   if (status !== 0) throw new CoreError(JSON.parse(decoder.decode(out)));
   return out;
 }
 
 function callJson(op, request) {
-  return JSON.parse(decoder.decode(call(op, encoder.encode(JSON.stringify(request)))));
+  return JSON.parse(decoder.decode(callView(op, encoder.encode(JSON.stringify(request)))));
 }
 
-function withHandle(handle, bytes) {
-  const input = new Uint8Array(4 + bytes.length);
-  new DataView(input.buffer).setUint32(0, handle, true);
-  input.set(bytes, 4);
-  return input;
+function handleBytes(handle) {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, handle, true);
+  return bytes;
 }
 
 class HttpError extends Error {
@@ -91,20 +98,18 @@ function postJson(url, body) {
   });
 }
 
-// Sends sealed bytes that start at `start`; after a dropped connection it asks the server
-// how far it got and sends only the rest. Returns the new acknowledged offset.
-async function sendBatch(base, bytes, start) {
+// Sends the sealed bytes of `blob`, which start at `start`; after a dropped connection it
+// asks the server how far it got and sends only the rest. Returns the acknowledged offset.
+async function sendBatch(base, blob, start) {
   let offset = start;
   for (let attempt = 0; ; attempt++) {
     try {
       const answer = await api(`${base}?offset=${offset}`, {
         method: "PUT",
         headers: { "Content-Type": "application/octet-stream" },
-        // A Blob body reaches Chromium's network process in one piece; a typed array is
-        // copied through a small pipe and uploads at a fraction of the speed.
-        body: new Blob([bytes.subarray(offset - start)]),
+        body: blob.slice(offset - start),
       });
-      if (answer.offset !== start + bytes.length) throw new HttpError(500, "short_append");
+      if (answer.offset !== start + blob.size) throw new HttpError(500, "short_append");
       return answer.offset;
     } catch (error) {
       if (error instanceof HttpError && error.status < 500 && error.status !== 408
@@ -113,9 +118,9 @@ async function sendBatch(base, bytes, start) {
       await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
       try {
         const status = await api(base, { method: "GET" });
-        if (status.offset >= start && status.offset <= start + bytes.length) {
+        if (status.offset >= start && status.offset <= start + blob.size) {
           offset = status.offset;
-          if (offset === start + bytes.length) return offset;
+          if (offset === start + blob.size) return offset;
         }
       } catch (_) { /* retry the same bytes */ }
     }
@@ -126,12 +131,15 @@ async function sealAndUpload(id, file, institutionBase) {
   const { handle, sealed_size: sealedSize } = callJson(OP.AttachmentBegin, { size: file.size });
   const created = await postJson(`${institutionBase}/uploads`, { version: 1, sealed_size: sealedSize });
   const base = `${institutionBase}/uploads/${created.upload}`;
-  // One batch uploads while the next is sealed: at most two batches in memory.
+  // Sealed bytes gather in one buffer; a full batch becomes a Blob (a copy held by the
+  // browser, not the tab, and the only copy kept for a resend) and uploads while the next
+  // batch is sealed. The buffer has room for one module answer beyond a batch, so every
+  // answer is copied out before anything else can call the module.
   let acknowledged = 0;
   let sent = 0;
   let inflight = null;
   let failure = null;
-  let pending = new Uint8Array(UPLOAD_BATCH);
+  let pending = new Uint8Array(UPLOAD_BATCH + OUTPUT_SLACK);
   let filled = 0;
   const progress = () => postMessage({ id, progress: { done: acknowledged, total: sealedSize } });
   const settle = async () => {
@@ -139,43 +147,41 @@ async function sealAndUpload(id, file, institutionBase) {
     inflight = null;
     if (failure) throw failure;
   };
-  const ship = async (bytes) => {
+  const ship = async (length) => {
+    // A Blob body reaches Chromium's network process in one piece; a typed array is copied
+    // through a small pipe and uploads about ten times slower.
+    const blob = new Blob([pending.subarray(0, length)]);
+    pending.copyWithin(0, length, filled);
+    filled -= length;
     await settle();
     const start = sent;
-    sent += bytes.length;
-    inflight = sendBatch(base, bytes, start).then(
+    sent += blob.size;
+    inflight = sendBatch(base, blob, start).then(
       (offset) => { acknowledged = offset; progress(); },
       (error) => { failure = error; },
     );
   };
-  const add = async (bytes) => {
-    let rest = bytes;
-    while (rest.length > 0) {
-      const n = Math.min(rest.length, UPLOAD_BATCH - filled);
-      pending.set(rest.subarray(0, n), filled);
-      filled += n;
-      rest = rest.subarray(n);
-      if (filled === UPLOAD_BATCH) {
-        await ship(pending);
-        pending = new Uint8Array(UPLOAD_BATCH);
-        filled = 0;
-      }
-    }
+  const add = async (view) => {
+    pending.set(view, filled);
+    filled += view.length;
+    if (filled >= UPLOAD_BATCH) await ship(UPLOAD_BATCH);
   };
+  const handleInput = handleBytes(handle);
   const reader = file.stream().getReader();
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
     for (let at = 0; at < value.length; at += PUSH_SIZE) {
-      await add(call(OP.AttachmentPush, withHandle(handle, value.subarray(at, at + PUSH_SIZE))));
+      await add(callView(OP.AttachmentPush, handleInput, value.subarray(at, at + PUSH_SIZE)));
     }
   }
   for (;;) {
-    const out = call(OP.AttachmentTail, withHandle(handle, new Uint8Array(0)));
+    const out = callView(OP.AttachmentTail, handleInput);
+    const complete = out[0] === 1;
     await add(out.subarray(1));
-    if (out[0] === 1) break;
+    if (complete) break;
   }
-  if (filled > 0) await ship(pending.subarray(0, filled));
+  while (filled > 0) await ship(Math.min(filled, UPLOAD_BATCH));
   await settle();
   pending = null;
   const digest = callJson(OP.AttachmentEnd, { handle });
