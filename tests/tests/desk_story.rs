@@ -22,7 +22,7 @@ use peluit_proto::reply::{ReplyKind, SealedReply, Status, open_reply_with_manife
 use peluit_proto::seal::StreamSealer;
 use peluit_proto::wordlist::Language;
 use peluit_server::config::{Institution, Limits};
-use peluit_server::state::{AppState, today};
+use peluit_server::state::today;
 use peluit_server::tokens::IssuedToken;
 use peluit_store::{CiphertextStore, ManifestBytes, SledStore, TokenHash};
 use serde_json::{Value, json};
@@ -31,26 +31,17 @@ const INSTITUTION: &str = "itjen-uji";
 const PASS: &str = "kuda hijau makan rumput pagi";
 const POW_BITS: u8 = 6;
 
+mod common;
+
+/// Fields drop in order: the server stops before its folder is removed.
 struct Story {
+    _server: common::Server,
     dir: tempfile::TempDir,
     base: String,
     token_file: PathBuf,
     stick: PathBuf,
     manifest: VerifiedManifest,
     http: reqwest::blocking::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Story {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.join();
-        }
-    }
 }
 
 fn path(p: &Path) -> String {
@@ -319,34 +310,17 @@ fn start() -> Story {
         name: "Inspektorat Uji".into(),
         manifest_key,
     }];
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    listener.set_nonblocking(true).unwrap();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let state = AppState::new(store, institutions, limits, spool).unwrap();
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            peluit_server::serve(listener, state, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
+    let server = common::Server::start(listener, store, institutions, limits, spool);
     let stick = root.join("stick");
     std::fs::create_dir_all(&stick).unwrap();
     Story {
+        _server: server,
         dir,
         base,
         token_file,
         stick,
         manifest,
         http: reqwest::blocking::Client::new(),
-        shutdown: Some(tx),
-        server: Some(server),
     }
 }
 
