@@ -1,0 +1,429 @@
+//! `peluit-audit store`: a clean store made through the real store API passes and is left
+//! untouched; planted plaintext in every tree and upload file, a ciphertext with an extra
+//! stanza and a precise timestamp each fail, naming the tree and key (or file).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{CleanStore, INSTITUTION, audit, clean_store, institution, snapshot, today};
+use peluit_audit::Place;
+use peluit_audit::findings::display_key;
+use peluit_audit::store::{StoreOptions, TREES, audit_store};
+use peluit_proto::envelope::{Answer, Report, seal_report};
+use peluit_proto::keys::SealIdentity;
+use peluit_proto::receipt::Receipt;
+use peluit_proto::sealed::SealedMessage;
+use peluit_proto::wordlist::Language;
+use peluit_store::{CiphertextStore, NewCase, PowHash};
+
+const TEXT: &[u8] = b"Nama pelapor: Budi Santoso, NIK 3174012304560001, kantor lantai 3. ";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn text_of_len(len: usize) -> Vec<u8> {
+    TEXT.iter().copied().cycle().take(len).collect()
+}
+
+fn options(store: &CleanStore) -> StoreOptions {
+    StoreOptions {
+        manifest_keys: vec![(institution(), store.keys.manifest_key.verifying_key())],
+        threads: 2,
+    }
+}
+
+/// A copy of the clean store with `plant` applied to its sled database.
+fn planted(
+    store: &CleanStore,
+    plant: impl FnOnce(&sled::Db) -> Vec<u8>,
+) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let copy = tempfile::tempdir().unwrap();
+    let data = copy.path().join("data");
+    copy_dir(&store.data(), &data);
+    let db = sled::open(&data).unwrap();
+    let key = plant(&db);
+    db.flush().unwrap();
+    drop(db);
+    (copy, data, key)
+}
+
+fn tree_findings(findings: &[peluit_audit::Finding]) -> Vec<(String, String, String)> {
+    findings
+        .iter()
+        .filter_map(|f| match &f.place {
+            Place::Tree { tree, key } => Some((tree.clone(), key.clone(), f.why.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_store_passes_reports_its_metadata_and_is_left_untouched() {
+    let store = clean_store();
+    let before = snapshot(&store.data());
+    let key = format!("{INSTITUTION}={}", store.keys.manifest_key.verifying_key());
+    let report = audit(&[
+        "store",
+        store.data().to_str().unwrap(),
+        "--manifest-key",
+        &key,
+    ])
+    .unwrap();
+    assert!(report.clean, "{}", report.text);
+    assert!(report.text.contains(": PASSED"), "{}", report.text);
+    assert_eq!(snapshot(&store.data()), before, "the audit wrote nothing");
+
+    let json = &report.json["store"];
+    let exposure = &json["exposure"][INSTITUTION];
+    assert_eq!(
+        exposure["cases_per_day"][today().to_string()],
+        serde_json::json!([2, 1])
+    );
+    assert_eq!(exposure["uploads"]["attached"], 1);
+    assert_eq!(exposure["uploads"]["receiving"], 1);
+    assert_eq!(
+        exposure["mailbox_per_day"][today().to_string()],
+        serde_json::json!([1, 1])
+    );
+    assert_eq!(exposure["manifests"][1]["signature"], "verified");
+    assert_eq!(exposure["tokens"][0][0], "desk");
+    // Two envelopes, a follow-up, a reply and two upload files.
+    assert_eq!(json["scanned"]["sealed_items"], 6);
+    assert_eq!(json["scanned"]["upload_files"], 2);
+}
+
+#[test]
+fn plaintext_planted_in_any_tree_fails_naming_tree_and_key() {
+    let store = clean_store();
+    for tree in TREES {
+        let (_copy, data, key) = planted(&store, |db| {
+            let t = db.open_tree(tree).unwrap();
+            let first = t.iter().next().map(|item| item.unwrap());
+            match (tree, first) {
+                // Pieces keep their length, so only their content can give them away.
+                ("envelopes" | "mailbox_pieces" | "manifests", Some((key, value))) => {
+                    t.insert(&key, text_of_len(value.len())).unwrap();
+                    key.to_vec()
+                }
+                (_, Some((key, _))) => {
+                    t.insert(&key, TEXT).unwrap();
+                    key.to_vec()
+                }
+                // The purge tree is empty once deletions finish: add a marker with a value.
+                (_, None) => {
+                    let mut key = format!("{INSTITUTION}/").into_bytes();
+                    key.push(2);
+                    key.extend_from_slice(&[0x9c; 16]);
+                    t.insert(&key, TEXT).unwrap();
+                    key
+                }
+            }
+        });
+        let audit = audit_store(&data, &options(&store)).unwrap();
+        let found = tree_findings(&audit.findings);
+        assert!(
+            found
+                .iter()
+                .any(|(t, k, _)| t == tree && *k == display_key(&key)),
+            "{tree}: {:#?}",
+            audit.findings
+        );
+        assert!(!audit.clean());
+    }
+}
+
+#[test]
+fn plaintext_in_an_upload_file_fails_naming_the_file() {
+    let store = clean_store();
+    let copy = tempfile::tempdir().unwrap();
+    let data = copy.path().join("data");
+    copy_dir(&store.data(), &data);
+    let rel = format!("uploads/{INSTITUTION}/{}", store.attachment);
+    let len = std::fs::metadata(data.join(&rel)).unwrap().len() as usize;
+    // Keep the genuine header and first chunk: only the later bytes are plaintext.
+    let mut bytes = std::fs::read(data.join(&rel)).unwrap();
+    bytes[70_000..].copy_from_slice(&text_of_len(len - 70_000));
+    std::fs::write(data.join(&rel), &bytes).unwrap();
+    std::fs::write(data.join("notes.txt"), TEXT).unwrap();
+    let audit = audit_store(&data, &options(&store)).unwrap();
+    let files: Vec<(String, String)> = audit
+        .findings
+        .iter()
+        .filter_map(|f| match &f.place {
+            Place::File { path } => Some((path.clone(), f.why.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|(p, why)| *p == rel && why.contains("does not look like ciphertext")),
+        "{files:#?}"
+    );
+    assert!(files.iter().any(|(p, _)| p == "notes.txt"), "{files:#?}");
+}
+
+#[test]
+fn an_envelope_with_an_extra_stanza_fails_naming_it() {
+    let store = clean_store();
+    let sled_store = store.open();
+    let inst = institution();
+    let reporter = Receipt::generate().derive(&inst);
+    let report = Report {
+        institution: inst.clone(),
+        language: Language::En,
+        date: today(),
+        answers: vec![
+            Answer::new("category", "pungli"),
+            Answer::new("what_happened", "x"),
+        ],
+        attachments: Vec::new(),
+        reply_to: reporter.reply_recipient(),
+        mailbox: reporter.mailbox_public_key(),
+    };
+    // What a tampered page would send: the report sealed to one more key than listed.
+    assert!(seal_report(&report, &store.manifest).is_ok());
+    let mut recipients = store.manifest.seal_recipients();
+    recipients.push(SealIdentity::generate().recipient());
+    let content = b"{\"the\":\"same report\"}";
+    let extra = peluit_proto::seal::seal_padded(content, &recipients).unwrap();
+    let submitted = sled_store
+        .submit_case(
+            &inst,
+            NewCase {
+                day: today(),
+                size_bucket: 4096,
+                mailbox_key: reporter.mailbox_public_key(),
+                envelope: SealedMessage::from_stored(extra),
+                attachments: Vec::new(),
+                pow_hash: PowHash::from_bytes(common::sha(b"extra stanza")),
+            },
+        )
+        .unwrap();
+    drop(sled_store);
+    let audit = audit_store(&store.data(), &options(&store)).unwrap();
+    let mut key = format!("{INSTITUTION}/").into_bytes();
+    key.extend_from_slice(submitted.id.as_bytes());
+    key.extend_from_slice(&0u32.to_be_bytes());
+    let found = tree_findings(&audit.findings);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0, "envelopes");
+    assert_eq!(found[0].1, display_key(&key));
+    assert!(
+        found[0]
+            .2
+            .contains("4 X25519 stanzas; the manifest expects 3"),
+        "{}",
+        found[0].2
+    );
+}
+
+#[test]
+fn a_precise_timestamp_fails_naming_it_without_repeating_it() {
+    let store = clean_store();
+    for tree in ["cases", "pow", "mailbox"] {
+        let (_copy, data, key) = planted(&store, |db| {
+            let t = db.open_tree(tree).unwrap();
+            let (key, value) = t.iter().next().unwrap().unwrap();
+            let text = String::from_utf8(value.to_vec()).unwrap();
+            let day = today().to_string();
+            let precise = text.replacen(&format!("\"{day}\""), &format!("\"{day}T09:41:07Z\""), 1);
+            assert_ne!(precise, text);
+            t.insert(&key, precise.as_bytes()).unwrap();
+            key.to_vec()
+        });
+        let audit = audit_store(&data, &options(&store)).unwrap();
+        let found = tree_findings(&audit.findings);
+        let hit = found
+            .iter()
+            .find(|(t, k, _)| t == tree && *k == display_key(&key))
+            .unwrap_or_else(|| panic!("{tree}: {found:#?}"));
+        assert!(hit.2.contains("record"), "{}", hit.2);
+        assert!(!hit.2.contains("09:41"), "{}", hit.2);
+    }
+}
+
+#[test]
+fn a_folder_that_is_not_a_store_cannot_be_audited() {
+    let empty = tempfile::tempdir().unwrap();
+    let error = audit(&["store", empty.path().to_str().unwrap()]).unwrap_err();
+    assert_eq!(error.code, "not-a-store");
+    let error = audit(&["store", "/no/such/peluit/store"]).unwrap_err();
+    assert_eq!(error.code, "io");
+}
+
+#[test]
+fn the_command_exits_0_only_for_a_clean_store() {
+    let store = clean_store();
+    let bin = env!("CARGO_BIN_EXE_peluit-audit");
+    let run = |dir: &Path, json: bool| {
+        let mut command = std::process::Command::new(bin);
+        if json {
+            command.arg("--json");
+        }
+        command.arg("store").arg(dir).output().unwrap()
+    };
+    let clean = run(&store.data(), false);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+
+    let (_copy, data, _) = planted(&store, |db| {
+        let t = db.open_tree("tokens").unwrap();
+        let (key, _) = t.iter().next().unwrap().unwrap();
+        t.insert(&key, TEXT).unwrap();
+        key.to_vec()
+    });
+    let failed = run(&data, true);
+    assert_eq!(failed.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!(json["clean"], false);
+    assert_eq!(json["store"]["findings"][0]["place"]["tree"], "tokens");
+
+    let missing = run(Path::new("/no/such/peluit/store"), true);
+    assert_eq!(missing.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&missing.stdout).unwrap();
+    assert_eq!(json["error"]["code"], "io");
+    let usage = std::process::Command::new(bin)
+        .arg("stor")
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("next:"));
+}
+
+/// What the real server writes, through its HTTP API: a report with a streamed
+/// attachment, and a bring-your-own `.age` file (unpadded, as any age tool makes it).
+#[test]
+fn what_the_real_server_stores_passes() {
+    use peluit_proto::pow::Stamp;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keys = common::Keys::generate();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let signed = keys.manifest(1, std::slice::from_ref(&base), &keys.manifest_key);
+    let manifest = keys.verified(&signed);
+    let store = std::sync::Arc::new(peluit_store::SledStore::open(&data).unwrap());
+    store
+        .put_manifest(
+            &institution(),
+            1,
+            &peluit_store::ManifestBytes::new(signed.to_json()),
+        )
+        .unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let limits = peluit_server::Limits {
+        pow_bits: 4,
+        ..peluit_server::Limits::default()
+    };
+    let server = common::Server::start(listener, store, &keys, spool, limits);
+    let http = reqwest::blocking::Client::new();
+    let api = |rest: &str| format!("{base}/api/v1/institutions/{INSTITUTION}{rest}");
+
+    let content = vec![0x17u8; 150_000];
+    let (sealed, sealed_sha256) = common::seal_attachment(&manifest, &content);
+    let created: serde_json::Value = http
+        .post(api("/uploads"))
+        .json(&serde_json::json!({"version": 1, "sealed_size": sealed.len()}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let upload = created["upload"].as_str().unwrap().to_owned();
+    let put = http
+        .put(api(&format!("/uploads/{upload}?offset=0")))
+        .body(sealed)
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let done = http
+        .post(api(&format!("/uploads/{upload}/complete")))
+        .send()
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let reporter = Receipt::generate().derive(&institution());
+    let report = Report {
+        institution: institution(),
+        language: Language::Id,
+        date: today(),
+        answers: vec![
+            Answer::new("category", "gratifikasi"),
+            Answer::new("what_happened", "Hadiah."),
+        ],
+        attachments: vec![peluit_proto::envelope::AttachmentRef {
+            upload: upload.parse().unwrap(),
+            name: "foto.jpg".into(),
+            media_type: "image/jpeg".into(),
+            size: content.len() as u64,
+            sealed_sha256,
+        }],
+        reply_to: reporter.reply_recipient(),
+        mailbox: reporter.mailbox_public_key(),
+    };
+    let envelope = seal_report(&report, &manifest).unwrap();
+    let stamp: serde_json::Value =
+        serde_json::from_slice(&Stamp::mint(&envelope.sha256(), 4).to_json()).unwrap();
+    let submitted = http
+        .post(api("/reports"))
+        .json(&serde_json::json!({
+            "version": 1,
+            "envelope": peluit_proto::encoding::b64(envelope.as_bytes()),
+            "attachments": [upload],
+            "mailbox_key": reporter.mailbox_public_key().to_string(),
+            "stamp": stamp,
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(submitted.status(), 201);
+
+    let byo =
+        peluit_proto::seal::seal(b"laporan dari alat age", &manifest.seal_recipients()).unwrap();
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("institution", INSTITUTION)
+        .part(
+            "file",
+            reqwest::blocking::multipart::Part::bytes(byo).file_name("laporan.age"),
+        );
+    let answered = http
+        .post(format!("{base}/submit-file"))
+        .multipart(form)
+        .send()
+        .unwrap();
+    assert!(answered.status().is_success(), "{}", answered.status());
+    drop(server);
+
+    let key = format!("{INSTITUTION}={}", keys.manifest_key.verifying_key());
+    let report = audit(&["store", data.to_str().unwrap(), "--manifest-key", &key]).unwrap();
+    assert!(report.clean, "{}", report.text);
+    assert_eq!(
+        report.json["store"]["exposure"][INSTITUTION]["cases_per_day"][today().to_string()],
+        serde_json::json!([2, 0])
+    );
+}
+
+#[test]
+fn the_audited_trees_are_the_stores() {
+    assert_eq!(
+        peluit_store::SledStore::tree_names().collect::<Vec<_>>(),
+        TREES.to_vec()
+    );
+}
