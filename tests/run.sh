@@ -47,6 +47,9 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --locked --workspace
 
+step "deploy/: systemd unit, nginx, tor, container file, example config (deploy/check.sh)"
+deploy/check.sh
+
 step "peluit-web's WebAssembly interface under clippy"
 cargo clippy --locked -p peluit-web --target wasm32-unknown-unknown -- -D warnings
 
