@@ -39,8 +39,9 @@ peak_memory() { python3 web/bench/chromium_memory.py; }
 echo "demo institution: $RECIPIENTS recipients, proof of work $BITS bits; machine: $(nproc) cores"
 echo "short" >"$WORK/short.txt"
 run wasm50 false "$WORK/short.txt" "$WORK/50mib.bin" >"$WORK/50.out" &
+JOB=$!
 PEAK50=$(peak_memory)
-wait
+wait "$JOB"
 read -r ms err <"$WORK/50.out"
 echo "wasm, 50 MiB attachment: ${ms} ms → $(python3 -c "print(round(50/($ms/1000),1))") MiB/s; peak private memory: $PEAK50 $err"
 read -r ms err < <(run nowasm true "$WORK/short.txt" "$WORK/nowasm.bin")
@@ -48,7 +49,8 @@ echo "no WebAssembly, $NOWASM_MIB MiB attachment: ${ms} ms → $(python3 -c "pri
 read -r ms err < <(run report10k true "$WORK/text.txt")
 echo "no WebAssembly, 10 KB report (receipt, seal, proof of work, submit): ${ms} ms $err"
 run big false "$WORK/short.txt" "$WORK/1gib.bin" >"$WORK/big.out" &
+JOB=$!
 PEAK=$(peak_memory)
-wait
+wait "$JOB"
 read -r ms err <"$WORK/big.out"
 echo "wasm, 1 GiB attachment: ${ms} ms → $(python3 -c "print(round(1024/($ms/1000),1))") MiB/s; peak private memory: $PEAK $err"
