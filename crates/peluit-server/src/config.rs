@@ -48,6 +48,9 @@ pub struct Limits {
     pub byo_per_minute: u32,
     /// Days an unattached upload is kept before it is swept.
     pub upload_expiry_days: u16,
+    /// Days a case is kept after the day it was submitted; older cases are deleted by the
+    /// hourly sweep, leaving a tombstone. 0 keeps cases until the desk deletes them.
+    pub retention_days: u16,
 }
 
 impl Default for Limits {
@@ -68,6 +71,7 @@ impl Default for Limits {
             mailbox_session_ttl_secs: 900,
             byo_per_minute: 30,
             upload_expiry_days: 7,
+            retention_days: 0,
         }
     }
 }
@@ -104,6 +108,9 @@ impl Limits {
         }
         if self.pow_bits > 40 {
             bail!("limits.pow_bits must be at most 40");
+        }
+        if self.retention_days > 36_500 {
+            bail!("limits.retention_days must be at most 36500 (0 keeps cases until deleted)");
         }
         for (name, value) in [
             ("request_timeout_secs", self.request_timeout_secs),

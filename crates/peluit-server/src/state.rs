@@ -390,8 +390,46 @@ pub fn store_error(error: StoreError) -> ApiError {
     ApiError::from_library(code, &error)
 }
 
-/// Runs housekeeping every hour: drops expired challenges and sessions, and removes
-/// uploads never attached to a case after the configured number of days.
+/// Deletes, for every institution, the open cases submitted more than
+/// `limits.retention_days` before `today` (none when it is 0), keeping their tombstones.
+/// Returns how many were deleted; only that count is logged, never a case id.
+pub async fn apply_retention(state: &AppState, today: Day) -> Result<usize, ApiError> {
+    let days = i64::from(state.limits().retention_days);
+    if days == 0 {
+        return Ok(0);
+    }
+    // A case from day D is kept through D + retention_days.
+    let before = Day::from_unix_seconds((today.days_since_epoch() - days) * 86_400)
+        .map_err(|_| ApiError::internal("retention day out of range"))?;
+    let mut deleted = 0;
+    for institution in state.institutions() {
+        let id = institution.config.id.clone();
+        let cases = state
+            .store(move |store| {
+                let cases = store.cases_before(&id, before)?;
+                for case in &cases {
+                    store.delete_case(&id, *case, today)?;
+                }
+                Ok(cases)
+            })
+            .await?;
+        for case in &cases {
+            institution.forget_case(*case);
+        }
+        deleted += cases.len();
+    }
+    if deleted > 0 {
+        tracing::info!(
+            count = deleted,
+            "retention: deleted cases past the retention period"
+        );
+    }
+    Ok(deleted)
+}
+
+/// Runs housekeeping every hour: drops expired challenges and sessions, removes uploads
+/// never attached to a case after the configured number of days, and deletes cases past
+/// the retention period.
 pub fn spawn_sweeper(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -407,6 +445,9 @@ pub fn spawn_sweeper(state: AppState) {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "expired unattached uploads"),
                 Err(error) => tracing::warn!(code = error.code().as_str(), "upload sweep failed"),
+            }
+            if let Err(error) = apply_retention(&state, today()).await {
+                tracing::warn!(code = error.code().as_str(), "retention sweep failed");
             }
         }
     });
