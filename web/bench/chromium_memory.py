@@ -1,9 +1,11 @@
-"""Samples Chromium's memory every 0.1 s until no chromium process is left (after one was
-seen), and prints the peak private memory (USS: Private_Clean + Private_Dirty of
+"""Samples Chromium's memory every 0.1 s while process PID (argv[1], the browser run) lives,
+and prints the peak private memory (USS: Private_Clean + Private_Dirty of
 /proc/PID/smaps_rollup) per process type. The renderer's is the tab's memory; RSS would
 count Chromium's shared binary and fonts once per process."""
 import collections
+import os
 import subprocess
+import sys
 import time
 
 
@@ -17,16 +19,10 @@ def private_kib(pid):
 
 
 peak = collections.Counter()
-seen = False
-while True:
+run = sys.argv[1]
+while os.path.exists(f"/proc/{run}"):
     listing = subprocess.run(["ps", "-C", "chromium", "-o", "pid=,args="],
                              capture_output=True, text=True).stdout.strip()
-    if not listing:
-        if seen:
-            break
-        time.sleep(0.1)
-        continue
-    seen = True
     now = collections.Counter()
     for line in listing.splitlines():
         pid, args = line.strip().split(" ", 1)

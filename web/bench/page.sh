@@ -34,13 +34,13 @@ run() { # name jitless answer-file [file]
   node web/tests/drive.mjs "{\"kind\":\"report\",\"url\":\"http://127.0.0.1:$PORT/\",\"jitless\":$2,\"timeout_ms\":3600000,\"answers\":{\"category\":\"suap\",\"what_happened\":\"$(cat "$3")\"},\"files\":$files}" \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("send_ms"), d.get("error") or d.get("driver_error") or "")'
 }
-peak_memory() { python3 web/bench/chromium_memory.py; }
+peak_memory() { python3 web/bench/chromium_memory.py "$1"; }
 
 echo "demo institution: $RECIPIENTS recipients, proof of work $BITS bits; machine: $(nproc) cores"
 echo "short" >"$WORK/short.txt"
 run wasm50 false "$WORK/short.txt" "$WORK/50mib.bin" >"$WORK/50.out" &
 JOB=$!
-PEAK50=$(peak_memory)
+PEAK50=$(peak_memory "$JOB")
 wait "$JOB"
 read -r ms err <"$WORK/50.out"
 echo "wasm, 50 MiB attachment: ${ms} ms → $(python3 -c "print(round(50/($ms/1000),1))") MiB/s; peak private memory: $PEAK50 $err"
@@ -50,7 +50,7 @@ read -r ms err < <(run report10k true "$WORK/text.txt")
 echo "no WebAssembly, 10 KB report (receipt, seal, proof of work, submit): ${ms} ms $err"
 run big false "$WORK/short.txt" "$WORK/1gib.bin" >"$WORK/big.out" &
 JOB=$!
-PEAK=$(peak_memory)
+PEAK=$(peak_memory "$JOB")
 wait "$JOB"
 read -r ms err <"$WORK/big.out"
 echo "wasm, 1 GiB attachment: ${ms} ms → $(python3 -c "print(round(1024/($ms/1000),1))") MiB/s; peak private memory: $PEAK $err"
