@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{INSTITUTION, TestServer};
+use peluit_proto::wordlist::Language;
 use peluit_server::api::v1::ROUTES;
 use peluit_server::api::v1::openapi::OPENAPI_JSON;
 use peluit_server::layers::SECURITY_HEADERS;
@@ -166,5 +167,44 @@ async fn every_asset_is_embedded_and_published_with_its_hash() {
         );
     }
     assert_eq!(assets["/"], assets["/assets/index.html"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_poster_names_the_manifest_addresses_and_fingerprint() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .get(server.url(&format!("/poster/{INSTITUTION}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_policy(&response, "poster");
+    let page = response.text().await.unwrap();
+    let manifest = server.state.institutions()[0].current().unwrap();
+    for origin in &manifest.manifest().origins {
+        assert!(
+            page.contains(&format!("<code>{origin}/</code>")),
+            "{origin}"
+        );
+    }
+    assert_eq!(
+        page.matches("<svg ").count(),
+        manifest.manifest().origins.len()
+    );
+    let key = &server.state.institutions()[0].config.manifest_key;
+    for language in [Language::Id, Language::En] {
+        let words = peluit_proto::manifest::fingerprint_words(key, language).join(" ");
+        assert!(page.contains(&words), "{words}");
+    }
+    assert!(!page.contains("<script") && !page.contains("<?xml"));
+    let missing = server
+        .client
+        .get(server.url("/poster/tidak-ada"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
     server.stop().await;
 }

@@ -2,6 +2,8 @@
 //! and `/healthz`. Handlers are named by verb; every failure is an [`ApiError`].
 
 pub mod health;
+pub mod html;
+pub mod poster;
 pub mod submit_file;
 pub mod v1;
 

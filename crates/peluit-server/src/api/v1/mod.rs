@@ -32,6 +32,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/"),
     ("get", "/.well-known/peluit-bundle.json"),
     ("get", "/assets/{name}"),
+    ("get", "/poster/{institution}"),
     ("get", "/submit-file"),
     ("post", "/submit-file"),
     ("get", "/api/v1/openapi.json"),
@@ -109,6 +110,10 @@ pub fn routes(limits: &Limits) -> Router<AppState> {
         .route(
             "/assets/{name}",
             quick(get(crate::assets::get_asset), t, small),
+        )
+        .route(
+            "/poster/{institution}",
+            quick(get(crate::api::poster::get_poster), t, small),
         )
         .route(
             "/submit-file",
