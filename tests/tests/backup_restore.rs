@@ -14,10 +14,7 @@ use peluit_proto::bundle::{BundleReader, FrameMeta};
 use peluit_proto::envelope::{Answer, AttachmentRef, Report, open_report, seal_report};
 use peluit_proto::ids::{CaseId, InstitutionId, UploadId};
 use peluit_proto::keys::{SealIdentity, SigningKey};
-use peluit_proto::manifest::{
-    FormDefinition, Institution as ManifestInstitution, Manifest, ManifestKey, Purpose,
-    VerifiedManifest, VerifyPolicy,
-};
+use peluit_proto::manifest::{VerifiedManifest, VerifyPolicy};
 use peluit_proto::pow::Stamp;
 use peluit_proto::receipt::Receipt;
 use peluit_proto::seal::{StreamOpener, StreamSealer};
@@ -77,42 +74,17 @@ fn stderr(output: &Output) -> String {
 fn inspectorate() -> Inspectorate {
     let (desk, escrow) = (SealIdentity::generate(), SealIdentity::generate());
     let (reply_key, manifest_key) = (SigningKey::generate(), SigningKey::generate());
-    let day = today();
-    let shift = |days: i64| {
-        peluit_proto::day::Day::from_unix_seconds((day.days_since_epoch() + days) * 86_400).unwrap()
-    };
     // Signed for the public addresses; the servers in this story listen on loopback ports
     // that change with the restore, and the desk does not check the origin.
     let origin = "https://lapor.example.go.id";
-    let signed = Manifest {
-        version: 1,
-        institution: ManifestInstitution {
-            id: INSTITUTION.parse().unwrap(),
-            name: "Inspektorat Cadangan".into(),
-        },
-        origins: vec![origin.to_owned()],
-        serial: 1,
-        valid_from: shift(-1),
-        valid_until: shift(30),
-        keys: vec![
-            ManifestKey {
-                holder: "investigator:ani".into(),
-                purpose: Purpose::Seal,
-                public: desk.recipient().to_string(),
-            },
-            ManifestKey {
-                holder: "escrow".into(),
-                purpose: Purpose::EscrowSeal,
-                public: escrow.recipient().to_string(),
-            },
-            ManifestKey {
-                holder: "investigator:ani".into(),
-                purpose: Purpose::ReplySigning,
-                public: reply_key.verifying_key().to_string(),
-            },
-        ],
-        form: FormDefinition::kws_default(),
-    }
+    let signed = common::manifest_for(
+        INSTITUTION,
+        "Inspektorat Cadangan",
+        origin,
+        &desk,
+        &escrow,
+        &reply_key,
+    )
     .sign(&manifest_key);
     let mut policy = VerifyPolicy::new(manifest_key.verifying_key(), today());
     policy.origin = Some(origin.to_owned());

@@ -18,8 +18,7 @@ use peluit_proto::envelope::{open_follow_up, open_report, seal_report};
 use peluit_proto::ids::{InstitutionId, MessageId};
 use peluit_proto::keys::{SealIdentity, SigningKey};
 use peluit_proto::manifest::{
-    FormDefinition, Institution as ManifestInstitution, Manifest, ManifestKey, Purpose,
-    SignedManifest, VerifiedManifest, VerifyPolicy,
+    Manifest, ManifestKey, Purpose, SignedManifest, VerifiedManifest, VerifyPolicy,
 };
 use peluit_proto::receipt::Receipt;
 use peluit_proto::reply::{Reply, ReplyKind, Status};
@@ -56,39 +55,14 @@ fn manifest_for(
     escrow: &SealIdentity,
     reply_key: &SigningKey,
 ) -> Manifest {
-    let day = today();
-    let shift = |days: i64| {
-        peluit_proto::day::Day::from_unix_seconds((day.days_since_epoch() + days) * 86_400).unwrap()
-    };
-    Manifest {
-        version: 1,
-        institution: ManifestInstitution {
-            id: INSTITUTION.parse().unwrap(),
-            name: "Inspektorat Uji".into(),
-        },
-        origins: vec![origin.to_owned()],
-        serial: 1,
-        valid_from: shift(-1),
-        valid_until: shift(30),
-        keys: vec![
-            ManifestKey {
-                holder: "investigator:ani".into(),
-                purpose: Purpose::Seal,
-                public: desk.recipient().to_string(),
-            },
-            ManifestKey {
-                holder: "escrow".into(),
-                purpose: Purpose::EscrowSeal,
-                public: escrow.recipient().to_string(),
-            },
-            ManifestKey {
-                holder: "investigator:ani".into(),
-                purpose: Purpose::ReplySigning,
-                public: reply_key.verifying_key().to_string(),
-            },
-        ],
-        form: FormDefinition::kws_default(),
-    }
+    common::manifest_for(
+        INSTITUTION,
+        "Inspektorat Uji",
+        origin,
+        desk,
+        escrow,
+        reply_key,
+    )
 }
 
 fn start() -> Page {

@@ -1,10 +1,16 @@
 //! What the stories share: the real server, in-process on its own runtime thread, on a
-//! listener the story bound to a loopback port.
+//! listener the story bound to a loopback port, and the manifest an inspectorate signs.
 
 use std::sync::Arc;
 
+use peluit_proto::day::Day;
+use peluit_proto::keys::{SealIdentity, SigningKey};
+use peluit_proto::manifest::{
+    FormDefinition, Institution as ManifestInstitution, Manifest, ManifestKey, Purpose,
+};
+
 use peluit_server::config::{Institution, Limits};
-use peluit_server::state::AppState;
+use peluit_server::state::{AppState, today};
 use peluit_store::SledStore;
 
 /// A running server; dropping it stops it and waits for it to finish.
@@ -58,5 +64,52 @@ impl Drop for Server {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// A manifest for `institution` at `origin`, valid from yesterday for 30 days: one
+/// investigator (seal and reply-signing key), the escrow key and the KWS form.
+// Not every story signs its own manifest.
+#[allow(dead_code)]
+pub fn manifest_for(
+    institution: &str,
+    name: &str,
+    origin: &str,
+    desk: &SealIdentity,
+    escrow: &SealIdentity,
+    reply_key: &SigningKey,
+) -> Manifest {
+    let day = today();
+    let shift = |days: i64| {
+        Day::from_unix_seconds((day.days_since_epoch() + days) * 86_400).expect("a day near today")
+    };
+    Manifest {
+        version: 1,
+        institution: ManifestInstitution {
+            id: institution.parse().expect("a valid institution id"),
+            name: name.into(),
+        },
+        origins: vec![origin.to_owned()],
+        serial: 1,
+        valid_from: shift(-1),
+        valid_until: shift(30),
+        keys: vec![
+            ManifestKey {
+                holder: "investigator:ani".into(),
+                purpose: Purpose::Seal,
+                public: desk.recipient().to_string(),
+            },
+            ManifestKey {
+                holder: "escrow".into(),
+                purpose: Purpose::EscrowSeal,
+                public: escrow.recipient().to_string(),
+            },
+            ManifestKey {
+                holder: "investigator:ani".into(),
+                purpose: Purpose::ReplySigning,
+                public: reply_key.verifying_key().to_string(),
+            },
+        ],
+        form: FormDefinition::kws_default(),
     }
 }
