@@ -7,54 +7,21 @@ use std::io::{Read as _, Seek as _, Write as _};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use peluit_proto::keys::SigningKey;
-use peluit_proto::limits::{MAX_ENVELOPE_LEN, MAX_HEADER_LEN, SEALED_CHUNK_SIZE};
+use peluit_proto::limits::{MAX_ENVELOPE_LEN, MAX_HEADER_LEN};
 use peluit_proto::manifest::fingerprint_words;
 use peluit_proto::sealed::{SealedChunk, SealedMessage};
 use peluit_proto::wordlist::Language;
-use peluit_store::PowHash;
+use peluit_store::{PowHash, UploadSink};
 use sha2::{Digest, Sha256};
 
+use crate::api::html::{escape, html, page};
 use crate::api::v1::reports::{check_message, store_case};
+use crate::api::v1::uploads::{CHUNK_LEN, COMMIT_BYTES, WRITE_CHUNKS};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::{AppState, InstitutionState, today};
-
-/// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html>\n<html lang=\"id\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<link rel=\"stylesheet\" href=\"/assets/style.css\">\n</head>\n\
-         <body>\n<main>\n{body}\n</main>\n</body>\n</html>\n",
-        escape(title)
-    )
-}
-
-fn html(status: StatusCode, text: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        text,
-    )
-        .into_response()
-}
 
 fn institution_block(institution: &InstitutionState) -> String {
     let Some(manifest) = institution.current_opt() else {
@@ -256,31 +223,123 @@ async fn receive_file(
         return Ok(Received::Small(head));
     }
     let max = state.limits().max_upload_bytes;
-    let mut file = tempfile::tempfile_in(state.spool_dir())
+    let file = tempfile::tempfile_in(state.spool_dir())
         .map_err(|_| ApiError::internal("cannot create spool file"))?;
-    let mut hasher = Sha256::new();
+    let mut spool = Spool::new(file);
     let mut len = head.len() as u64;
-    hasher.update(&head);
-    file.write_all(&head)
-        .map_err(|_| ApiError::internal("cannot write spool file"))?;
-    drop(head);
+    spool.push(head).await?;
     while let Some(chunk) = next_chunk(state, &mut field).await? {
         len += chunk.len() as u64;
         if len > max {
             return Err(ApiError::too_large("file over the upload limit"));
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk)
-            .map_err(|_| ApiError::internal("cannot write spool file"))?;
+        spool.push_slice(&chunk).await?;
     }
-    Ok(Received::Spooled {
-        file,
-        len,
-        sha256: hasher.finalize().into(),
-    })
+    let (file, sha256) = spool.finish().await?;
+    Ok(Received::Spooled { file, len, sha256 })
 }
 
-/// Copies a spooled file into a completed upload, piece by piece.
+/// Bytes gathered before one spool write: one blocking-pool task per write, while the
+/// next write's bytes are read from the socket.
+const SPOOL_WRITE: usize = 512 * 1024;
+
+type Task<T> = tokio::task::JoinHandle<T>;
+
+/// The spool file being written. Writing and hashing run on the blocking pool, never on
+/// the async runtime: a write into the page cache can sleep for as long as the kernel
+/// throttles dirty pages, and hashing a large file costs seconds of CPU; either would
+/// stall every other request on the same runtime thread. They run beside each other on
+/// the same bytes, at most one of each in flight, so memory stays at two buffers
+/// whatever the file's size.
+struct Spool {
+    /// The file and the hash when no write or hashing is in flight.
+    file: Option<std::fs::File>,
+    hasher: Option<Sha256>,
+    writing: Option<Task<std::io::Result<std::fs::File>>>,
+    hashing: Option<Task<Sha256>>,
+    gathering: Vec<u8>,
+}
+
+impl Spool {
+    fn new(file: std::fs::File) -> Self {
+        Self {
+            file: Some(file),
+            hasher: Some(Sha256::new()),
+            writing: None,
+            hashing: None,
+            gathering: Vec::new(),
+        }
+    }
+
+    async fn push(&mut self, bytes: Vec<u8>) -> Result<(), ApiError> {
+        if self.gathering.is_empty() && bytes.len() >= SPOOL_WRITE {
+            return self.write(Bytes::from(bytes)).await;
+        }
+        self.push_slice(&bytes).await
+    }
+
+    async fn push_slice(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        if self.gathering.capacity() == 0 {
+            self.gathering.reserve_exact(SPOOL_WRITE);
+        }
+        self.gathering.extend_from_slice(bytes);
+        if self.gathering.len() >= SPOOL_WRITE {
+            let full = std::mem::take(&mut self.gathering);
+            self.write(Bytes::from(full)).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the write and the hashing in flight, then hands `bytes` to the next.
+    async fn write(&mut self, bytes: Bytes) -> Result<(), ApiError> {
+        let (mut file, mut hasher) = self.wait().await?;
+        let hashed = bytes.clone();
+        self.hashing = Some(tokio::task::spawn_blocking(move || {
+            hasher.update(&hashed);
+            hasher
+        }));
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            file.write_all(&bytes)?;
+            Ok(file)
+        }));
+        Ok(())
+    }
+
+    async fn wait(&mut self) -> Result<(std::fs::File, Sha256), ApiError> {
+        let panicked = |_| ApiError::internal("spool task panicked");
+        if let Some(hashing) = self.hashing.take() {
+            self.hasher = Some(hashing.await.map_err(panicked)?);
+        }
+        if let Some(writing) = self.writing.take() {
+            let file = writing
+                .await
+                .map_err(panicked)?
+                .map_err(|_| ApiError::internal("cannot write spool file"))?;
+            self.file = Some(file);
+        }
+        match (self.file.take(), self.hasher.take()) {
+            (Some(file), Some(hasher)) => Ok((file, hasher)),
+            _ => Err(ApiError::internal("spool file lost")),
+        }
+    }
+
+    /// Writes what is gathered and returns the file with the SHA-256 of all its bytes.
+    async fn finish(mut self) -> Result<(std::fs::File, [u8; 32]), ApiError> {
+        if !self.gathering.is_empty() {
+            let rest = std::mem::take(&mut self.gathering);
+            self.write(Bytes::from(rest)).await?;
+        }
+        let (file, hasher) = self.wait().await?;
+        Ok((file, hasher.finalize().into()))
+    }
+}
+
+/// Copies a spooled file into a completed upload through one append session, as a
+/// streamed upload is stored: writes of [`WRITE_CHUNKS`] chunks, a commit every
+/// [`COMMIT_BYTES`] running beside the writes (so the disk flushes one stretch while the
+/// next is copied), and a last commit at the end (docs/api.md#byo). A failure drops the session, which cuts the
+/// upload's file back to its last commit; the upload is never completed, so no case can
+/// name it, and it expires like any abandoned upload.
 async fn store_spooled(
     state: &AppState,
     institution: &InstitutionState,
@@ -292,15 +351,51 @@ async fn store_spooled(
     let day = today();
     state
         .store(move |store| {
-            let io = |_| peluit_store::Error::Invalid("spool file unreadable");
-            file.rewind().map_err(io)?;
+            file.rewind().map_err(spool_unreadable)?;
             let upload = store.create_upload(&id, len, day)?;
-            let mut offset = 0u64;
-            let mut piece = vec![0u8; SEALED_CHUNK_SIZE];
-            while offset < len {
-                let want = (len - offset).min(SEALED_CHUNK_SIZE as u64) as usize;
-                file.read_exact(&mut piece[..want]).map_err(io)?;
-                let bytes = piece[..want].to_vec();
+            let sink = store.open_upload_sink(&id, upload, 0)?;
+            copy_spool(&mut file, len, recipients, sink.as_ref())?;
+            // The session must end before completion: completing checks the durable length.
+            drop(sink);
+            store.complete_upload(&id, upload)?;
+            Ok(upload)
+        })
+        .await
+}
+
+fn spool_unreadable(_: std::io::Error) -> peluit_store::Error {
+    peluit_store::Error::Invalid("spool file unreadable")
+}
+
+/// Writes the first `len` bytes of `file` into `sink` and commits them all. The first
+/// chunk must hold an age header sealed to the manifest's recipient count (the header was
+/// checked as the file arrived; this keeps the store's own rule for a first chunk).
+/// docs/protocol.md#recipient-check
+fn copy_spool(
+    file: &mut std::fs::File,
+    len: u64,
+    recipients: usize,
+    sink: &dyn UploadSink,
+) -> peluit_store::Result<()> {
+    type Commit<'scope> = std::thread::ScopedJoinHandle<'scope, peluit_store::Result<u64>>;
+    let joined = |handle: Commit<'_>| {
+        handle.join().map_err(|_| {
+            peluit_store::Error::Storage(Box::new(std::io::Error::other("upload commit panicked")))
+        })?
+    };
+    std::thread::scope(|scope| {
+        let mut committing: Option<Commit<'_>> = None;
+        let mut committed_at = 0u64;
+        let mut offset = 0u64;
+        let mut chunks: Vec<SealedChunk> = Vec::with_capacity(WRITE_CHUNKS);
+        // Buffers of written chunks, reused so the copy does not churn the allocator.
+        let mut spare: Vec<Vec<u8>> = Vec::with_capacity(WRITE_CHUNKS);
+        while offset < len {
+            while chunks.len() < WRITE_CHUNKS && offset < len {
+                let want = (len - offset).min(CHUNK_LEN as u64) as usize;
+                let mut bytes = spare.pop().unwrap_or_default();
+                bytes.resize(want, 0);
+                file.read_exact(&mut bytes).map_err(spool_unreadable)?;
                 let chunk = if offset == 0 {
                     SealedChunk::check_first(bytes, recipients).map_err(|_| {
                         peluit_store::Error::Invalid("first piece is not sealed right")
@@ -308,10 +403,25 @@ async fn store_spooled(
                 } else {
                     SealedChunk::new(bytes)
                 };
-                offset = store.append_upload(&id, upload, offset, &chunk)?;
+                offset += want as u64;
+                chunks.push(chunk);
             }
-            store.complete_upload(&id, upload)?;
-            Ok(upload)
-        })
-        .await
+            sink.write(&chunks)?;
+            spare.extend(chunks.drain(..).map(SealedChunk::into_bytes));
+            let idle = committing.as_ref().is_none_or(|c| c.is_finished());
+            if idle && offset - committed_at >= COMMIT_BYTES {
+                if let Some(previous) = committing.take() {
+                    joined(previous)?;
+                }
+                // Covers every write so far: they all returned before it starts.
+                committed_at = offset;
+                committing = Some(scope.spawn(|| sink.commit()));
+            }
+        }
+        if let Some(previous) = committing.take() {
+            joined(previous)?;
+        }
+        sink.commit()?;
+        Ok(())
+    })
 }
