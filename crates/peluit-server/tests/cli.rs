@@ -228,3 +228,75 @@ fn tokens_are_issued_listed_and_revoked() {
     ]);
     assert!(!ok && err.contains("token list"), "{err}");
 }
+
+#[test]
+fn institution_add_appends_only_a_configuration_that_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = peluit_proto::keys::SigningKey::generate().verifying_key();
+    let second = peluit_proto::keys::SigningKey::generate().verifying_key();
+    let path = dir.path().join("peluit.toml");
+    let original = format!(
+        "# the inspectorate's server\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [[institution]]\nid = \"itjen\"\nname = \"Itjen\"\nmanifest_key = \"{first}\"\n",
+        dir.path().join("store").display()
+    );
+    std::fs::write(&path, &original).unwrap();
+    let config = path.to_str().unwrap();
+    let add = |id: &str, name: &str, key: &str| {
+        run(&[
+            "institution",
+            "add",
+            "--config",
+            config,
+            "--id",
+            id,
+            "--name",
+            name,
+            "--manifest-key",
+            key,
+        ])
+    };
+
+    // Refused: a duplicate id, a bad key, a bad id, a two-line name. Nothing changes.
+    for (id, name, key, why) in [
+        ("itjen", "Lagi", second.to_string(), "configured twice"),
+        (
+            "dinas-pu",
+            "Dinas PU",
+            "bukan-kunci".to_owned(),
+            "not added",
+        ),
+        ("Dinas PU", "Dinas PU", second.to_string(), "not added"),
+        ("dinas-pu", "Dinas\nPU", second.to_string(), "one line"),
+    ] {
+        let (ok, _, err) = add(id, name, &key);
+        assert!(!ok && err.contains(why), "{id}: {err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+    }
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary file is left");
+
+    let (ok, out, err) = add("dinas-pu", "Dinas \"PU\" Kabupaten", &second.to_string());
+    assert!(ok, "{err}");
+    assert!(out.contains("dinas-pu") && out.contains("restart"), "{out}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with(&original), "the file is only appended to");
+    let loaded =
+        peluit_server::config::Config::load(Some(&path), |_| None, &Default::default()).unwrap();
+    let ids: Vec<&str> = loaded.institutions.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["itjen", "dinas-pu"]);
+    assert_eq!(loaded.institutions[1].name, "Dinas \"PU\" Kabupaten");
+    assert_eq!(loaded.institutions[1].manifest_key, second);
+    // The new institution is usable at once by the other commands.
+    let (ok, token, err) = run(&[
+        "token",
+        "issue",
+        "--config",
+        config,
+        "--institution",
+        "dinas-pu",
+        "--label",
+        "meja-pu",
+    ]);
+    assert!(ok && token.trim().starts_with("peluit_tok_"), "{err}");
+}

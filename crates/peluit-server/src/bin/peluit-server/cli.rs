@@ -40,6 +40,33 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Register another institution in the configuration file (restart the server to
+    /// serve it).
+    Institution {
+        /// Institution action.
+        #[command(subcommand)]
+        action: InstitutionAction,
+    },
+}
+
+/// Institution actions.
+#[derive(Debug, Subcommand)]
+pub enum InstitutionAction {
+    /// Append an [[institution]] entry to the configuration file, after checking that the
+    /// whole configuration still loads with it.
+    Add {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Its id: 1 to 64 characters of a-z, 0-9 and -.
+        #[arg(long)]
+        id: String,
+        /// Its display name.
+        #[arg(long)]
+        name: String,
+        /// Its manifest key (base64 Ed25519, from the desk's key ceremony).
+        #[arg(long)]
+        manifest_key: String,
+    },
 }
 
 /// Where the configuration comes from.

@@ -11,13 +11,15 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
 use peluit_proto::ids::InstitutionId;
+use peluit_proto::manifest::fingerprint_words;
+use peluit_proto::wordlist::Language;
 use peluit_server::config::{Config, Overrides};
 use peluit_server::state::{AppState, today, verify_stored};
 use peluit_server::tokens::{IssuedToken, token_hash};
 use peluit_store::{CiphertextStore, ManifestBytes, SledStore, TokenHash};
 use zeroize::Zeroizing;
 
-use crate::cli::{Cli, Command, ConfigArgs, TokenAction};
+use crate::cli::{Cli, Command, ConfigArgs, InstitutionAction, TokenAction};
 
 // Under many small submissions allocation was about a fifth of the server's CPU, much of
 // it inside sled's transactions under the store's one writer lock: mimalloc's per-thread
@@ -43,7 +45,107 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(serve(config))
         }
         Command::Token { action } => token(action),
+        Command::Institution {
+            action:
+                InstitutionAction::Add {
+                    config,
+                    id,
+                    name,
+                    manifest_key,
+                },
+        } => add_institution(&config, &id, &name, &manifest_key),
     }
+}
+
+/// Appends an institution to the configuration file: the new file is written beside it,
+/// loaded exactly as `serve` would load it, and only then renamed over the old one.
+fn add_institution(
+    args: &ConfigArgs,
+    id: &str,
+    name: &str,
+    manifest_key: &str,
+) -> anyhow::Result<()> {
+    let Some(path) = args.config.as_deref() else {
+        bail!(
+            "institution add needs the configuration file
+give it with --config FILE"
+        );
+    };
+    if name.contains(['\n', '\r']) {
+        bail!(
+            "the institution's name must be one line
+choose a shorter display name"
+        );
+    }
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the config file {}; check the path given to --config",
+            path.display()
+        )
+    })?;
+    let quote = |value: &str| toml::Value::String(value.to_owned()).to_string();
+    let separator = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    let updated = format!(
+        "{text}{separator}\n[[institution]]\nid = {}\nname = {}\nmanifest_key = {}\n",
+        quote(id),
+        quote(name),
+        quote(manifest_key)
+    );
+    let file_name = path
+        .file_name()
+        .context("--config must name a file")?
+        .to_string_lossy();
+    let temp = path.with_file_name(format!(".{file_name}.new"));
+    std::fs::write(&temp, &updated).with_context(|| {
+        format!(
+            "cannot write {}; check the folder's permissions",
+            temp.display()
+        )
+    })?;
+    let checked = ConfigArgs {
+        config: Some(temp.clone()),
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+    };
+    let config = match load_config(&checked) {
+        Ok(config) => config,
+        Err(error) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(error.context(format!(
+                "institution {id:?} was not added; {} is unchanged",
+                path.display()
+            )));
+        }
+    };
+    std::fs::File::open(&temp)
+        .and_then(|file| file.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path))
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    let added = config
+        .institutions
+        .iter()
+        .find(|i| i.id.as_str() == id)
+        .context("the added institution is in the loaded configuration")?;
+    println!(
+        "Added institution {} ({}) to {}.",
+        added.id,
+        added.name,
+        path.display()
+    );
+    println!(
+        "Manifest key fingerprint: {}",
+        fingerprint_words(&added.manifest_key, Language::Id).join(" ")
+    );
+    println!(
+        "Next: restart the server (systemctl restart peluit-server), publish the institution's \
+         signed manifest, and issue a desk token with `peluit-server token issue --institution {}`.",
+        added.id
+    );
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
