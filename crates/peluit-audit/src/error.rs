@@ -78,3 +78,13 @@ impl AuditError {
 
 /// Result with the audit error.
 pub type AuditResult<T> = Result<T, AuditError>;
+
+impl peluit_cli::ShownError for AuditError {
+    fn two_lines(&self) -> String {
+        AuditError::two_lines(self)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        AuditError::to_json(self)
+    }
+}

@@ -6,14 +6,19 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use clap::error::ErrorKind;
 use peluit_audit::AuditError;
 use peluit_audit::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => return refuse_command_line(&error),
+        Err(error) => {
+            return peluit_cli::refuse_command_line(
+                &error,
+                &AuditError::usage(&error),
+                ExitCode::from(2),
+            );
+        }
     };
     match run(&cli) {
         Ok(report) => {
@@ -37,31 +42,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Help and version go to stdout as clap prints them; anything else clap refused is an
-/// error like the others (exit status 2).
-fn refuse_command_line(error: &clap::Error) -> ExitCode {
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    ) {
-        let _ = error.print();
-        return ExitCode::SUCCESS;
-    }
-    let json = std::env::args_os()
-        .skip(1)
-        .take_while(|arg| arg != "--")
-        .any(|arg| arg == "--json");
-    let refused = AuditError::usage(error);
-    if json {
-        println!("{}", refused.to_json());
-    } else {
-        if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            let _ = error.print();
-            eprintln!();
-        }
-        eprintln!("{}", refused.two_lines());
-    }
-    ExitCode::from(2)
 }

@@ -60,71 +60,17 @@ pub type CourierResult<T> = Result<T, CourierError>;
 impl CourierError {
     /// A command line clap refused (code `usage`), in the two-line shape.
     pub fn usage(error: &clap::Error) -> Self {
-        let (what, next) = usage_lines(error, "peluit-courier");
+        let (what, next) = peluit_cli::usage_lines(error, "peluit-courier");
         Self::new("usage", what, next)
     }
 }
 
-/// Turns a command line that clap refused into the two lines of every other error: what
-/// was wrong (clap's words) and the next step (clap's tip, or the usage it printed).
-/// `bin` is the program's name, for when clap printed no usage.
-pub fn usage_lines(error: &clap::Error, bin: &str) -> (String, String) {
-    use clap::error::ErrorKind;
-
-    let rendered = error.render().to_string();
-    let mut what = Vec::new();
-    let mut details = Vec::new();
-    let mut tips = Vec::new();
-    let mut usage = None;
-    for line in rendered.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("error: ") {
-            what.push(rest);
-        } else if let Some(rest) = line.strip_prefix("tip: ") {
-            tips.push(rest);
-        } else if let Some(rest) = line.strip_prefix("Usage: ") {
-            usage.get_or_insert(rest);
-        } else if !line.is_empty()
-            && !line.starts_with("For more information")
-            && !what.is_empty()
-            && tips.is_empty()
-            && usage.is_none()
-        {
-            details.push(line);
-        }
+impl peluit_cli::ShownError for CourierError {
+    fn two_lines(&self) -> String {
+        CourierError::two_lines(self)
     }
-    // The command the usage is for: the words before its first option or argument.
-    let command = usage.map_or_else(
-        || bin.to_owned(),
-        |usage| {
-            usage
-                .split_whitespace()
-                .take_while(|word| !word.starts_with(['[', '<', '-']))
-                .collect::<Vec<_>>()
-                .join(" ")
-        },
-    );
-    let kind = error.kind();
-    let what = if kind == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        format!("`{command}` needs a command")
-    } else if details.is_empty() {
-        what.join(" ")
-    } else {
-        format!("{} {}", what.join(" "), details.join(", "))
-    };
-    let choose = matches!(
-        kind,
-        ErrorKind::InvalidSubcommand
-            | ErrorKind::MissingSubcommand
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    );
-    let next = match usage {
-        _ if !tips.is_empty() => format!(
-            "{}; `{command} --help` lists the commands and options",
-            tips.join("; ")
-        ),
-        _ if choose => format!("choose one of the commands `{command} --help` lists"),
-        Some(usage) => format!("write it as `{usage}`; `{command} --help` explains each part"),
-        None => format!("`{command} --help` lists the commands and options"),
-    };
-    (what, next)
+
+    fn to_json(&self) -> serde_json::Value {
+        CourierError::to_json(self)
+    }
 }

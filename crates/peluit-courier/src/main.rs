@@ -4,14 +4,19 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use clap::error::ErrorKind;
 use peluit_courier::cli::{Cli, run};
 use peluit_courier::error::CourierError;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => return refuse_command_line(&error),
+        Err(error) => {
+            return peluit_cli::refuse_command_line(
+                &error,
+                &CourierError::usage(&error),
+                ExitCode::FAILURE,
+            );
+        }
     };
     match run(&cli) {
         Ok(output) => {
@@ -31,32 +36,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Help and version go to stdout as clap prints them; anything else clap refused is an
-/// error like the others: two lines (or JSON with `--json`), exit status 1.
-fn refuse_command_line(error: &clap::Error) -> ExitCode {
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    ) {
-        let _ = error.print();
-        return ExitCode::SUCCESS;
-    }
-    let json = std::env::args_os()
-        .skip(1)
-        .take_while(|arg| arg != "--")
-        .any(|arg| arg == "--json");
-    let refused = CourierError::usage(error);
-    if json {
-        println!("{}", refused.to_json());
-    } else {
-        if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            // The help lists the commands to choose from.
-            let _ = error.print();
-            eprintln!();
-        }
-        eprintln!("{}", refused.two_lines());
-    }
-    ExitCode::FAILURE
 }
