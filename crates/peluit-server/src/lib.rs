@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod layers;
 pub mod logging;
+pub mod reload;
 mod serve;
 pub mod state;
 pub mod tokens;

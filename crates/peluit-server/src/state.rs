@@ -1,10 +1,13 @@
 //! Shared server state: the store (called off the async runtime), each institution's
 //! verified current manifest, and the short-lived mailbox challenges and sessions that
-//! live only in memory (docs/api.md#mailbox).
+//! live only in memory (docs/api.md#mailbox). The institutions and limits are one snapshot
+//! that a configuration reload swaps whole (crate::reload).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant};
 
 use peluit_proto::day::Day;
@@ -34,12 +37,22 @@ impl std::fmt::Debug for AppState {
 
 struct Inner {
     store: Arc<dyn CiphertextStore>,
-    limits: Limits,
-    institutions: Vec<InstitutionState>,
+    served: ArcSwap<Served>,
     challenges: Mutex<HashMap<[u8; 32], (InstitutionId, Instant)>>,
     sessions: Mutex<HashMap<[u8; 32], MailboxSession>>,
     byo_window: Mutex<(Instant, u32)>,
     spool_dir: PathBuf,
+}
+
+/// What the server serves right now: the institutions in configuration order and the
+/// limits. A request reads one snapshot; a reload replaces it whole, so a request sees
+/// either the old configuration or the new one, never a mix.
+#[derive(Debug)]
+pub struct Served {
+    /// Institutions, in configuration order.
+    pub institutions: Vec<Arc<InstitutionState>>,
+    /// Limits in force.
+    pub limits: Arc<Limits>,
 }
 
 /// One institution: its configuration, its current verified manifest, and the index from
@@ -47,10 +60,17 @@ struct Inner {
 pub struct InstitutionState {
     /// Configuration (id, name, pinned manifest key).
     pub config: Institution,
+    runtime: Arc<InstitutionRuntime>,
+}
+
+/// The part of an institution's state that outlives a reload: a renamed institution gets
+/// a new `InstitutionState` around the same runtime, so its manifest cache, publication
+/// lock and mailbox index carry over.
+struct InstitutionRuntime {
     current: RwLock<Option<Arc<VerifiedManifest>>>,
     /// Serialises manifest publication, so the cached current manifest always matches
     /// the store's latest.
-    pub publish_lock: tokio::sync::Mutex<()>,
+    publish_lock: tokio::sync::Mutex<()>,
     mailboxes: Mutex<MailboxIndex>,
 }
 
@@ -93,33 +113,19 @@ impl AppState {
         let today = today();
         let mut states = Vec::new();
         for config in institutions {
-            let current = match store.latest_manifest(&config.id)? {
-                Some(stored) => Some(Arc::new(verify_stored(
-                    &config,
-                    stored.manifest.as_bytes(),
-                    today,
-                )?)),
-                None => None,
-            };
-            let mut index = MailboxIndex::default();
-            // The far future: every open case.
-            let end = Day::new(9999, 12, 31)?;
-            for case in store.cases_before(&config.id, end)? {
-                let record = store.case(&config.id, case)?;
-                index.cases.insert(record.mailbox_key.to_bytes(), case);
-            }
-            states.push(InstitutionState {
+            states.push(Arc::new(InstitutionState::load(
+                store.as_ref(),
                 config,
-                current: RwLock::new(current),
-                publish_lock: tokio::sync::Mutex::new(()),
-                mailboxes: Mutex::new(index),
-            });
+                today,
+            )?));
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
-                limits,
-                institutions: states,
+                served: ArcSwap::from_pointee(Served {
+                    institutions: states,
+                    limits: Arc::new(limits),
+                }),
                 challenges: Mutex::new(HashMap::new()),
                 sessions: Mutex::new(HashMap::new()),
                 byo_window: Mutex::new((Instant::now(), 0)),
@@ -129,8 +135,19 @@ impl AppState {
     }
 
     /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.inner.limits
+    pub fn limits(&self) -> Arc<Limits> {
+        self.inner.served.load().limits.clone()
+    }
+
+    /// The whole served snapshot (institutions and limits), as one consistent view.
+    pub fn served(&self) -> Arc<Served> {
+        self.inner.served.load_full()
+    }
+
+    /// Replaces the served snapshot in one step; requests already running keep the one
+    /// they read.
+    pub fn replace_served(&self, served: Served) {
+        self.inner.served.store(Arc::new(served));
     }
 
     /// Where large bring-your-own files wait (as anonymous temporary files) before they
@@ -139,17 +156,20 @@ impl AppState {
         &self.inner.spool_dir
     }
 
-    /// Every configured institution.
-    pub fn institutions(&self) -> &[InstitutionState] {
-        &self.inner.institutions
+    /// Every configured institution, in configuration order.
+    pub fn institutions(&self) -> Vec<Arc<InstitutionState>> {
+        self.inner.served.load().institutions.clone()
     }
 
     /// A configured institution by the id in a URL.
-    pub fn institution(&self, id: &str) -> Result<&InstitutionState, ApiError> {
+    pub fn institution(&self, id: &str) -> Result<Arc<InstitutionState>, ApiError> {
         self.inner
+            .served
+            .load()
             .institutions
             .iter()
             .find(|i| i.config.id.as_str() == id)
+            .cloned()
             .ok_or_else(|| ApiError::not_found("unknown institution"))
     }
 
@@ -178,7 +198,7 @@ impl AppState {
         institution: &InstitutionId,
         nonce: [u8; 32],
     ) -> Result<(), ApiError> {
-        let ttl = Duration::from_secs(self.inner.limits.challenge_ttl_secs);
+        let ttl = Duration::from_secs(self.limits().challenge_ttl_secs);
         let mut challenges = lock(&self.inner.challenges);
         let now = Instant::now();
         if challenges.len() >= MAX_PENDING {
@@ -212,7 +232,7 @@ impl AppState {
         case: CaseId,
     ) -> Result<[u8; 32], ApiError> {
         use rand::RngCore as _;
-        let ttl = Duration::from_secs(self.inner.limits.mailbox_session_ttl_secs);
+        let ttl = Duration::from_secs(self.limits().mailbox_session_ttl_secs);
         let mut handle = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut handle);
         let key = crate::tokens::token_hash(&hex::encode(handle));
@@ -257,7 +277,7 @@ impl AppState {
         if now.duration_since(window.0) >= Duration::from_secs(60) {
             *window = (now, 0);
         }
-        if window.1 >= self.inner.limits.byo_per_minute {
+        if window.1 >= self.limits().byo_per_minute {
             return Err(ApiError::new(
                 ErrorCode::TooManyRequests,
                 "bring-your-own budget spent for this minute",
@@ -276,9 +296,57 @@ impl AppState {
 }
 
 impl InstitutionState {
+    /// Loads an institution from the store: its latest manifest, verified under the
+    /// configured key, and the mailbox index of its open cases. Blocking.
+    pub fn load(
+        store: &dyn CiphertextStore,
+        config: Institution,
+        today: Day,
+    ) -> anyhow::Result<Self> {
+        let current = match store.latest_manifest(&config.id)? {
+            Some(stored) => Some(Arc::new(verify_stored(
+                &config,
+                stored.manifest.as_bytes(),
+                today,
+            )?)),
+            None => None,
+        };
+        let mut index = MailboxIndex::default();
+        // The far future: every open case.
+        let end = Day::new(9999, 12, 31)?;
+        for case in store.cases_before(&config.id, end)? {
+            let record = store.case(&config.id, case)?;
+            index.cases.insert(record.mailbox_key.to_bytes(), case);
+        }
+        Ok(Self {
+            config,
+            runtime: Arc::new(InstitutionRuntime {
+                current: RwLock::new(current),
+                publish_lock: tokio::sync::Mutex::new(()),
+                mailboxes: Mutex::new(index),
+            }),
+        })
+    }
+
+    /// The same institution under a changed configuration (its display name), keeping its
+    /// manifest cache, publication lock and mailbox index. The id and manifest key must
+    /// not change: crate::reload refuses that before it gets here.
+    pub fn reconfigured(&self, config: Institution) -> Self {
+        Self {
+            config,
+            runtime: self.runtime.clone(),
+        }
+    }
+
+    /// Serialises manifest publication for this institution.
+    pub fn publish_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.runtime.publish_lock
+    }
+
     /// The current verified manifest, or 404 when none was published yet.
     pub fn current(&self) -> Result<Arc<VerifiedManifest>, ApiError> {
-        self.current
+        self.runtime
+            .current
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -287,7 +355,8 @@ impl InstitutionState {
 
     /// The current manifest, if any.
     pub fn current_opt(&self) -> Option<Arc<VerifiedManifest>> {
-        self.current
+        self.runtime
+            .current
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -296,6 +365,7 @@ impl InstitutionState {
     /// Replaces the current manifest after a durable publish.
     pub fn set_current(&self, manifest: VerifiedManifest) {
         *self
+            .runtime
             .current
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(manifest));
@@ -303,7 +373,7 @@ impl InstitutionState {
 
     /// Reserves a mailbox key for a submission in progress: one mailbox, one case.
     pub fn reserve_mailbox(&self, key: &VerifyingKey) -> Result<(), ApiError> {
-        let mut index = lock(&self.mailboxes);
+        let mut index = lock(&self.runtime.mailboxes);
         let bytes = key.to_bytes();
         if index.cases.contains_key(&bytes) || !index.pending.insert(bytes) {
             return Err(ApiError::conflict("mailbox key already has a case"));
@@ -313,7 +383,7 @@ impl InstitutionState {
 
     /// Ends a reservation: records the case when the submission was stored.
     pub fn release_mailbox(&self, key: &VerifyingKey, case: Option<CaseId>) {
-        let mut index = lock(&self.mailboxes);
+        let mut index = lock(&self.runtime.mailboxes);
         let bytes = key.to_bytes();
         index.pending.remove(&bytes);
         if let Some(case) = case {
@@ -323,12 +393,17 @@ impl InstitutionState {
 
     /// Forgets a deleted case's mailbox.
     pub fn forget_case(&self, case: CaseId) {
-        lock(&self.mailboxes).cases.retain(|_, c| *c != case);
+        lock(&self.runtime.mailboxes)
+            .cases
+            .retain(|_, c| *c != case);
     }
 
     /// The case of a mailbox key.
     pub fn case_of_mailbox(&self, key: &VerifyingKey) -> Option<CaseId> {
-        lock(&self.mailboxes).cases.get(&key.to_bytes()).copied()
+        lock(&self.runtime.mailboxes)
+            .cases
+            .get(&key.to_bytes())
+            .copied()
     }
 }
 

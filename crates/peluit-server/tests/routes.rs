@@ -193,9 +193,9 @@ async fn the_poster_names_the_manifest_addresses_and_fingerprint() {
         page.matches("<svg ").count(),
         manifest.manifest().origins.len()
     );
-    let key = &server.state.institutions()[0].config.manifest_key;
+    let key = server.state.institutions()[0].config.manifest_key;
     for language in [Language::Id, Language::En] {
-        let words = peluit_proto::manifest::fingerprint_words(key, language).join(" ");
+        let words = peluit_proto::manifest::fingerprint_words(&key, language).join(" ");
         assert!(page.contains(&words), "{words}");
     }
     assert!(!page.contains("<script") && !page.contains("<?xml"));

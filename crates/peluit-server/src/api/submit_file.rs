@@ -56,7 +56,7 @@ pub async fn get_form(State(state): State<AppState>) -> Response {
             id = escape(institution.config.id.as_str()),
             name = escape(&institution.config.name)
         ));
-        blocks.push_str(&institution_block(institution));
+        blocks.push_str(&institution_block(&institution));
     }
     let body = format!(
         "<h1>Kirim berkas terenkripsi / Send an encrypted file</h1>\n\
@@ -151,17 +151,17 @@ async fn receive(
         Received::Small(bytes) => {
             let envelope = check_message(bytes, recipients.len())?;
             let pow = PowHash::from_bytes(envelope.sha256());
-            store_case(state, institution, envelope, Vec::new(), mailbox, pow).await
+            store_case(state, &institution, envelope, Vec::new(), mailbox, pow).await
         }
         Received::Spooled { file, len, sha256 } => {
-            let upload = store_spooled(state, institution, file, len).await?;
+            let upload = store_spooled(state, &institution, file, len).await?;
             // The case's envelope is an empty padded message sealed by the server to the
             // same recipients; the file itself is the case's only attachment.
             let empty = peluit_proto::seal::seal_padded(b"", &recipients)?;
             let envelope = SealedMessage::check(empty, recipients.len(), MAX_ENVELOPE_LEN)?;
             store_case(
                 state,
-                institution,
+                &institution,
                 envelope,
                 vec![upload],
                 mailbox,

@@ -86,6 +86,11 @@ impl Desk {
     }
 
     pub fn manifest(&self, origin: &str, serial: u64) -> Manifest {
+        self.manifest_for(INSTITUTION, "Inspektorat Uji", origin, serial)
+    }
+
+    /// The manifest of another institution, for servers that serve several.
+    pub fn manifest_for(&self, id: &str, name: &str, origin: &str, serial: u64) -> Manifest {
         let mut keys = Vec::new();
         for (i, identity) in self.investigators.iter().enumerate() {
             keys.push(ManifestKey {
@@ -115,8 +120,8 @@ impl Desk {
         Manifest {
             version: 1,
             institution: ManifestInstitution {
-                id: INSTITUTION.parse().unwrap(),
-                name: "Inspektorat Uji".into(),
+                id: id.parse().unwrap(),
+                name: name.into(),
             },
             origins: vec![origin.to_owned()],
             serial,
@@ -242,17 +247,7 @@ impl TestServer {
         attachments: &[String],
         mailbox: &SigningKey,
     ) -> Value {
-        let sha = SealedMessage::check(envelope.to_vec(), self.desk.recipients().len(), 1 << 20)
-            .map(|m| m.sha256())
-            .unwrap_or_else(|_| sha256(envelope));
-        let stamp: Value = serde_json::from_slice(&Stamp::mint(&sha, POW_BITS).to_json()).unwrap();
-        json!({
-            "version": 1,
-            "envelope": peluit_proto::encoding::b64(envelope),
-            "attachments": attachments,
-            "mailbox_key": mailbox.verifying_key().to_string(),
-            "stamp": stamp,
-        })
+        report_body(&self.desk, envelope, attachments, mailbox)
     }
 
     /// Submits a report; returns (status, body).
@@ -323,6 +318,26 @@ impl TestServer {
         let body: Value = answer.json().await.unwrap_or(Value::Null);
         (status, body["session"].as_str().map(str::to_owned))
     }
+}
+
+/// A report request around `envelope` for `desk`'s institution, stamped at [`POW_BITS`].
+pub fn report_body(
+    desk: &Desk,
+    envelope: &[u8],
+    attachments: &[String],
+    mailbox: &SigningKey,
+) -> Value {
+    let sha = SealedMessage::check(envelope.to_vec(), desk.recipients().len(), 1 << 20)
+        .map(|m| m.sha256())
+        .unwrap_or_else(|_| sha256(envelope));
+    let stamp: Value = serde_json::from_slice(&Stamp::mint(&sha, POW_BITS).to_json()).unwrap();
+    json!({
+        "version": 1,
+        "envelope": peluit_proto::encoding::b64(envelope),
+        "attachments": attachments,
+        "mailbox_key": mailbox.verifying_key().to_string(),
+        "stamp": stamp,
+    })
 }
 
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -16,7 +16,7 @@ pub async fn delete_case(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let institution = state.institution(&institution)?;
-    require_investigator(&state, institution, &headers).await?;
+    require_investigator(&state, &institution, &headers).await?;
     let case: CaseId = case
         .parse()
         .map_err(|_| ApiError::bad_request("malformed case id"))?;

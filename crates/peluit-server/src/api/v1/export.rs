@@ -98,7 +98,7 @@ pub async fn get_export(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let institution = state.institution(&institution)?;
-    require_investigator(&state, institution, &headers).await?;
+    require_investigator(&state, &institution, &headers).await?;
     let since = parse_since(query.as_deref())?;
     let id = institution.config.id.clone();
     // Fix the upper cursor before writing: the header comes first, and items that arrive

@@ -129,7 +129,7 @@ pub async fn list_messages(
     headers: HeaderMap,
 ) -> Result<Json<MessageList>, ApiError> {
     let institution = state.institution(&institution)?;
-    let session = require_mailbox(&state, institution, &headers)?;
+    let session = require_mailbox(&state, &institution, &headers)?;
     let id = institution.config.id.clone();
     let case = session.case;
     let entries = state.store(move |store| store.mailbox(&id, case)).await?;
@@ -159,7 +159,7 @@ pub async fn get_message(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let institution = state.institution(&institution)?;
-    let session = require_mailbox(&state, institution, &headers)?;
+    let session = require_mailbox(&state, &institution, &headers)?;
     if seq.is_empty() || seq.len() > 19 || !seq.bytes().all(|c| c.is_ascii_digit()) {
         return Err(ApiError::bad_request("malformed seq"));
     }
@@ -223,7 +223,7 @@ pub async fn post_follow_up(
     StrictJson(request): StrictJson<PostFollowUp>,
 ) -> Result<(StatusCode, Json<FollowUpStored>), ApiError> {
     let institution = state.institution(&institution)?;
-    let session = require_mailbox(&state, institution, &headers)?;
+    let session = require_mailbox(&state, &institution, &headers)?;
     if request.version != 1 {
         return Err(ApiError::bad_request("unsupported version"));
     }

@@ -69,9 +69,9 @@ pub async fn publish_manifest(
     LimitedBytes(body): LimitedBytes,
 ) -> Result<(StatusCode, Json<Published>), ApiError> {
     let institution = state.institution(&institution)?;
-    require_investigator(&state, institution, &headers).await?;
+    require_investigator(&state, &institution, &headers).await?;
     let signed = SignedManifest::from_json(&body)?;
-    let _publishing = institution.publish_lock.lock().await;
+    let _publishing = institution.publish_lock().lock().await;
     let current = institution.current_opt();
     let mut policy = VerifyPolicy::new(institution.config.manifest_key, today());
     policy.min_serial = current.as_ref().map(|m| m.serial());

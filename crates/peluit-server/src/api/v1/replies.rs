@@ -106,7 +106,7 @@ pub async fn import_replies(
     LimitedBytes(body): LimitedBytes,
 ) -> Result<Json<Imported>, ApiError> {
     let institution = state.institution(&institution)?;
-    require_investigator(&state, institution, &headers).await?;
+    require_investigator(&state, &institution, &headers).await?;
     let id = institution.config.id.clone();
     let parsed = {
         let id = id.clone();
@@ -114,7 +114,7 @@ pub async fn import_replies(
             .await
             .map_err(|_| ApiError::internal("bundle task panicked"))??
     };
-    let _publishing = institution.publish_lock.lock().await;
+    let _publishing = institution.publish_lock().lock().await;
     // A carried manifest must be publishable (pinned key, valid today, serial not lower);
     // replies are then checked against it, else against the current one.
     let current = institution.current()?;

@@ -86,7 +86,7 @@ pub async fn submit_report(
         .map_err(|error| ApiError::from_library(ErrorCode::BadProofOfWork, &error))?;
     let case = store_case(
         &state,
-        institution,
+        &institution,
         envelope,
         request.attachments,
         request.mailbox_key,

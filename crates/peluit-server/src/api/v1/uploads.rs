@@ -202,7 +202,8 @@ pub async fn put_upload(
             "body longer than the upload's remaining size",
         ));
     }
-    let received = stream_into_upload(&state, institution, upload, offset, remaining, body).await?;
+    let received =
+        stream_into_upload(&state, &institution, upload, offset, remaining, body).await?;
     Ok(Json(UploadStatus {
         upload: upload.to_string(),
         sealed_size: current.declared_len,

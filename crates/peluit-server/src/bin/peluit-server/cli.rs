@@ -1,5 +1,5 @@
-//! Command-line arguments of `peluit-server` (clap derive): `demo`, `serve` and `token`,
-//! each with the configuration flags it needs.
+//! Command-line arguments of `peluit-server` (clap derive): `demo`, `serve`, `token` and
+//! `institution`, each with the configuration flags it needs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,8 +40,8 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// Register another institution in the configuration file (restart the server to
-    /// serve it).
+    /// Register another institution in the configuration file (then `systemctl reload
+    /// peluit-server`, or SIGHUP, serves it without a restart).
     Institution {
         /// Institution action.
         #[command(subcommand)]

@@ -1,6 +1,6 @@
-//! `peluit-server`: `demo` (the README's run command), `serve` for real use, and `token`
-//! to issue and revoke investigator tokens. Errors are one line of what happened and
-//! one line of what to do.
+//! `peluit-server`: `demo` (the README's run command), `serve` for real use (reloading its
+//! file on SIGHUP), `token` to issue and revoke investigator tokens and `institution add`.
+//! Errors are one line of what happened and one line of what to do.
 
 mod cli;
 
@@ -14,6 +14,7 @@ use peluit_proto::ids::InstitutionId;
 use peluit_proto::manifest::fingerprint_words;
 use peluit_proto::wordlist::Language;
 use peluit_server::config::{Config, Overrides};
+use peluit_server::reload::Reloader;
 use peluit_server::state::{AppState, today, verify_stored};
 use peluit_server::tokens::{IssuedToken, token_hash};
 use peluit_store::{CiphertextStore, ManifestBytes, SledStore, TokenHash};
@@ -40,9 +41,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { listen, dir } => runtime()?.block_on(demo(listen, dir)),
-        Command::Serve { config } => {
-            let config = load_config(&config)?;
-            runtime()?.block_on(serve(config))
+        Command::Serve { config: args } => {
+            let config = load_config(&args)?;
+            runtime()?.block_on(serve(config, args))
         }
         Command::Token { action } => token(action),
         Command::Institution {
@@ -141,8 +142,10 @@ choose a shorter display name"
         fingerprint_words(&added.manifest_key, Language::Id).join(" ")
     );
     println!(
-        "Next: restart the server (systemctl restart peluit-server), publish the institution's \
-         signed manifest, and issue a desk token with `peluit-server token issue --institution {}`.",
+        "Next: serve it without a restart: `systemctl reload peluit-server` (or send the server \
+         SIGHUP; its log then says \"configuration reloaded\"). Then publish the institution's \
+         signed manifest with a desk token for it (`peluit-server token issue --institution {}` \
+         opens the store, so only while the server is stopped).",
         added.id
     );
     Ok(())
@@ -211,18 +214,32 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Reads the configuration again exactly as `serve` first read it (same file, same
+/// environment variables, same flags), for a reload.
+type ConfigLoader = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+
 async fn serve_with(
     config: Config,
     listener: tokio::net::TcpListener,
     store: Arc<SledStore>,
+    reload: Option<ConfigLoader>,
 ) -> anyhow::Result<()> {
     let spool = spool_dir(&config)?;
     // Loading manifests and the mailbox index reads the store: keep it off the runtime.
+    let running = config.clone();
     let state = tokio::task::spawn_blocking(move || {
         AppState::new(store, config.institutions, config.limits, spool)
     })
     .await
     .context("the start-up task failed")??;
+    peluit_server::reload::spawn_on_hangup(Reloader::new(running, state.clone()), reload)
+        .context("cannot install the SIGHUP handler for configuration reloads")?;
+    // Logged once SIGHUP is handled, so a reload sent after this line never stops the
+    // server; the bound address, so that with port 0 the log names the port chosen.
+    let bound = listener
+        .local_addr()
+        .context("the listener has an address")?;
+    tracing::info!(listen = %bound, "serving");
     for institution in state.institutions() {
         if institution.current_opt().is_none() {
             tracing::warn!(
@@ -237,7 +254,7 @@ async fn serve_with(
         .context("the server stopped with an error")
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, args: ConfigArgs) -> anyhow::Result<()> {
     let _ = peluit_server::logging::init(std::io::stderr);
     let store = open_store(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -248,8 +265,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 config.listen
             )
         })?;
-    tracing::info!(listen = %config.listen, "serving");
-    serve_with(config, listener, store).await
+    let reload: ConfigLoader = Box::new(move || load_config(&args));
+    serve_with(config, listener, store, Some(reload)).await
 }
 
 async fn demo(listen: std::net::SocketAddr, dir: std::path::PathBuf) -> anyhow::Result<()> {
@@ -332,7 +349,7 @@ async fn demo(listen: std::net::SocketAddr, dir: std::path::PathBuf) -> anyhow::
             .filter(|bits| *bits <= 40)
             .context("PELUIT_POW_BITS must be a whole number from 0 to 40")?;
     }
-    serve_with(config, listener, store).await
+    serve_with(config, listener, store, None).await
 }
 
 /// Stores `manifest` unless the store already has it (same serial).

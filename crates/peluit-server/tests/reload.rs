@@ -1,0 +1,427 @@
+//! Institutions added to a running `peluit-server serve`: `institution add` plus SIGHUP
+//! serves a second institution beside the first, each filing its own cases, and reloads
+//! that cannot be applied live leave the served configuration exactly as it was.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use peluit_proto::bundle::{BundleReader, FrameMeta};
+use peluit_proto::keys::SigningKey;
+use peluit_proto::manifest::fingerprint_words;
+use peluit_proto::wordlist::Language;
+use serde_json::Value;
+
+use common::{Desk, POW_BITS, report_body};
+
+const BIN: &str = env!("CARGO_BIN_EXE_peluit-server");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+const A: &str = "itjen-a";
+const A_NAME: &str = "Inspektorat A";
+const B: &str = "dinas-b";
+const B_NAME: &str = "Inspektorat Dinas B";
+
+fn institution_entry(id: &str, name: &str, key: &SigningKey) -> String {
+    format!(
+        "\n[[institution]]\nid = \"{id}\"\nname = \"{name}\"\nmanifest_key = \"{}\"\n",
+        key.verifying_key()
+    )
+}
+
+fn head(data_dir: &Path) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[limits]\npow_bits = {POW_BITS}\n",
+        data_dir.display()
+    )
+}
+
+fn cli(args: &[&str]) -> String {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_remove("PELUIT_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{args:?}: {stderr}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The server's log lines as they arrive, and a signal for each new one (or the end).
+type Log = Arc<(Mutex<Vec<String>>, Condvar)>;
+
+/// `peluit-server serve` as a child process, with its log collected line by line.
+struct Server {
+    child: Child,
+    log: Log,
+    base: String,
+}
+
+impl Server {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("PELUIT_CONFIG")
+            .env_remove("PELUIT_LISTEN")
+            .env_remove("PELUIT_DATA_DIR")
+            .env_remove("PELUIT_POW_BITS")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log: Log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        std::thread::spawn({
+            let log = log.clone();
+            move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    log.0.lock().unwrap().push(line);
+                    log.1.notify_all();
+                }
+                // The server closed its log: it exited. Wake the waiters to say so.
+                log.0.lock().unwrap().push(String::from("<log closed>"));
+                log.1.notify_all();
+            }
+        });
+        let mut server = Self {
+            child,
+            log,
+            base: String::new(),
+        };
+        let line = server.wait_for_line("serving", 1);
+        let addr = line
+            .split("listen=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next();
+        server.base = format!("http://{}", addr.unwrap());
+        server
+    }
+
+    /// Waits, up to the deadline, until the log holds `count` lines containing `needle`;
+    /// returns the last of them.
+    fn wait_for_line(&self, needle: &str, count: usize) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        let (lines, arrived) = &*self.log;
+        let mut lines = lines.lock().unwrap();
+        loop {
+            let found: Vec<&String> = lines.iter().filter(|l| l.contains(needle)).collect();
+            if found.len() >= count {
+                return found[count - 1].clone();
+            }
+            assert!(
+                lines.last().is_none_or(|l| l != "<log closed>"),
+                "the server exited; log: {lines:?}"
+            );
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {count}× {needle:?} in the log: {lines:?}"
+            );
+            lines = arrived.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.log
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    fn api(&self, id: &str, rest: &str) -> String {
+        format!("{}/api/v1/institutions/{id}{rest}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn institutions(client: &reqwest::Client, server: &Server) -> Value {
+    client
+        .get(format!("{}/api/v1/institutions", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn publish(
+    client: &reqwest::Client,
+    server: &Server,
+    id: &str,
+    name: &str,
+    desk: &Desk,
+    token: &str,
+) {
+    let manifest = desk
+        .manifest_for(id, name, &server.base, 1)
+        .sign(&desk.manifest_key);
+    let response = client
+        .post(server.api(id, "/manifests"))
+        .bearer_auth(token)
+        .body(manifest.to_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        201,
+        "{id}: {}",
+        response.text().await.unwrap()
+    );
+}
+
+/// Submits a report of `content` to `id`; returns the case id and the sealed envelope.
+async fn submit(
+    client: &reqwest::Client,
+    server: &Server,
+    id: &str,
+    desk: &Desk,
+    content: &[u8],
+) -> (String, Vec<u8>) {
+    let envelope = peluit_proto::seal::seal_padded(content, &desk.recipients()).unwrap();
+    let body = report_body(desk, &envelope, &[], &SigningKey::generate());
+    let response = client
+        .post(server.api(id, "/reports"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{id}");
+    let answer: Value = response.json().await.unwrap();
+    (answer["case"].as_str().unwrap().to_owned(), envelope)
+}
+
+/// The cases in the institution's export bundle, with their envelopes.
+async fn exported_cases(
+    client: &reqwest::Client,
+    server: &Server,
+    id: &str,
+    token: &str,
+) -> Vec<(String, Vec<u8>)> {
+    let response = client
+        .get(server.api(id, "/export?since=0"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{id}");
+    let bytes = response.bytes().await.unwrap();
+    BundleReader::verify(&bytes[..]).unwrap();
+    let mut reader = BundleReader::new(&bytes[..]).unwrap();
+    let mut cases = Vec::new();
+    while let Some(mut frame) = reader.next_frame().unwrap() {
+        if let FrameMeta::Case { case, .. } = frame.meta() {
+            let case = case.to_string();
+            cases.push((case, frame.read_payload_to_end(1 << 20).unwrap()));
+        }
+    }
+    cases
+}
+
+fn write_config(path: &PathBuf, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_institution_is_served_after_sighup_and_bad_reloads_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("store");
+    let (desk_a, desk_b) = (Desk::new(1), Desk::new(1));
+    let config = dir.path().join("peluit.toml");
+    let served_a = format!(
+        "{}{}",
+        head(&data_dir),
+        institution_entry(A, A_NAME, &desk_a.manifest_key)
+    );
+    // `token issue` opens the store, which a running server holds, so both desks' tokens
+    // are issued before it starts (from a file that already names B).
+    let with_b = format!(
+        "{served_a}{}",
+        institution_entry(B, B_NAME, &desk_b.manifest_key)
+    );
+    let desk_config = dir.path().join("desk.toml");
+    write_config(&desk_config, &with_b);
+    let desk = desk_config.to_str().unwrap();
+    let token = |id: &str| {
+        cli(&[
+            "token",
+            "issue",
+            "--config",
+            desk,
+            "--institution",
+            id,
+            "--label",
+            "meja",
+        ])
+        .trim()
+        .to_owned()
+    };
+    let (token_a, token_b) = (token(A), token(B));
+
+    write_config(&config, &served_a);
+    let mut server = Server::start(&config);
+    let client = reqwest::Client::new();
+    publish(&client, &server, A, A_NAME, &desk_a, &token_a).await;
+    assert_eq!(ids(&institutions(&client, &server).await), [A]);
+    let unknown = client.get(server.api(B, "/manifest")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // B is added to the file and served after SIGHUP, without a restart.
+    let added = cli(&[
+        "institution",
+        "add",
+        "--config",
+        config.to_str().unwrap(),
+        "--id",
+        B,
+        "--name",
+        B_NAME,
+        "--manifest-key",
+        &desk_b.manifest_key.verifying_key().to_string(),
+    ]);
+    assert!(added.contains("systemctl reload peluit-server"), "{added}");
+    server.hangup();
+    let line = server.wait_for_line("configuration reloaded", 1);
+    assert!(
+        line.ends_with(&format!("configuration reloaded: added {B}")),
+        "{line}"
+    );
+    let list = institutions(&client, &server).await;
+    assert_eq!(ids(&list), [A, B]);
+    let b = &list["institutions"][1];
+    assert_eq!(b["name"], B_NAME);
+    assert_eq!(
+        b["manifest_key"],
+        desk_b.manifest_key.verifying_key().to_string()
+    );
+    assert_eq!(b["manifest_serial"], Value::Null);
+
+    // B's desk publishes its first manifest; A's token is no good for B.
+    let wrong = client
+        .post(server.api(B, "/manifests"))
+        .bearer_auth(&token_a)
+        .body(
+            desk_b
+                .manifest_for(B, B_NAME, &server.base, 1)
+                .sign(&desk_b.manifest_key)
+                .to_json(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    publish(&client, &server, B, B_NAME, &desk_b, &token_b).await;
+    let poster = client
+        .get(format!("{}/poster/{B}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poster.status(), 200);
+    let poster = poster.text().await.unwrap();
+    let words = fingerprint_words(&desk_b.manifest_key.verifying_key(), Language::Id).join(" ");
+    assert!(poster.contains(B_NAME) && poster.contains(&words));
+
+    // Both receive a report in the same run; each case is filed under its own institution.
+    let (case_a, envelope_a) = submit(&client, &server, A, &desk_a, b"laporan untuk A").await;
+    let (case_b, envelope_b) = submit(&client, &server, B, &desk_b, b"laporan untuk B").await;
+    assert_eq!(
+        exported_cases(&client, &server, A, &token_a).await,
+        [(case_a, envelope_a)]
+    );
+    assert_eq!(
+        exported_cases(&client, &server, B, &token_b).await,
+        [(case_b, envelope_b)]
+    );
+    let cross = client
+        .get(server.api(A, "/export?since=0"))
+        .bearer_auth(&token_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 401);
+
+    // Reloads that cannot be applied live: each is refused, the server keeps serving
+    // exactly what it served, and keeps running.
+    let good = std::fs::read_to_string(&config).unwrap();
+    let before = institutions(&client, &server).await;
+    let other_key = SigningKey::generate();
+    let refusals = [
+        ("broken file", format!("{good}\nlisten = ")),
+        (
+            "A removed",
+            format!(
+                "{}{}",
+                head(&data_dir),
+                institution_entry(B, B_NAME, &desk_b.manifest_key)
+            ),
+        ),
+        (
+            "A's key changed",
+            format!(
+                "{}{}{}",
+                head(&data_dir),
+                institution_entry(A, A_NAME, &other_key),
+                institution_entry(B, B_NAME, &desk_b.manifest_key)
+            ),
+        ),
+        (
+            "a new institution with a start-only limit changed",
+            format!(
+                "{}\n[[institution]]\nid = \"dinas-c\"\nname = \"C\"\nmanifest_key = \"{}\"\n",
+                good.replace("[limits]\n", "[limits]\nconcurrency = 8\n"),
+                other_key.verifying_key()
+            ),
+        ),
+    ];
+    for (n, (what, text)) in refusals.iter().enumerate() {
+        write_config(&config, text);
+        server.hangup();
+        let line = server.wait_for_line("configuration reload refused", n + 1);
+        assert!(line.contains("previous configuration"), "{what}: {line}");
+        assert_eq!(institutions(&client, &server).await, before, "{what}");
+        let manifest = client.get(server.api(A, "/manifest")).send().await.unwrap();
+        assert_eq!(manifest.status(), 200, "{what}");
+        assert!(server.child.try_wait().unwrap().is_none(), "{what}");
+    }
+    assert_eq!(server.count("configuration reloaded"), 1);
+    submit(&client, &server, A, &desk_a, b"masih berjalan").await;
+    submit(&client, &server, B, &desk_b, b"masih berjalan").await;
+}
