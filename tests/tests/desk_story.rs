@@ -2,8 +2,9 @@
 //! → server → a report with attachments sealed by proto → courier pull → desk import →
 //! the case folder holds exactly the report and its files → reply and status → courier
 //! push → the reporter's mailbox yields them, signatures verified. Also: a file sealed
-//! by the Go `age` CLI through the bring-your-own-ciphertext form opens on the desk, and
-//! a forged reply signature is refused with nothing stored.
+//! by the Go `age` CLI through the bring-your-own-ciphertext form opens on the desk (a
+//! large one streamed, a damaged one leaving nothing), and a forged reply signature is
+//! refused with nothing stored.
 
 #![allow(clippy::unwrap_used)]
 
@@ -492,16 +493,60 @@ fn a_forged_reply_signature_is_refused_and_nothing_is_stored() {
     assert_eq!(export.code, "wrong-kind");
 }
 
+/// Seals `plain` with the Go `age` CLI to every recipient of the story's manifest, as a
+/// reporter following the form's instructions does. Fails, not skips, without `age`:
+/// `./tests/run.sh` installs it.
+fn seal_with_go_age(story: &Story, plain: &Path) -> PathBuf {
+    let sealed = plain.with_extension("age");
+    let mut age = std::process::Command::new("age");
+    age.arg("-o").arg(&sealed);
+    for r in story.manifest.seal_recipients() {
+        age.arg("-r").arg(r.to_string());
+    }
+    let status = age.arg(plain).status().unwrap_or_else(|e| {
+        panic!(
+            "cannot run `age` ({e}): the Go age CLI is required for this story; run \
+             ./tests/run.sh, which installs the Debian package `age`"
+        )
+    });
+    assert!(status.success());
+    sealed
+}
+
+/// Posts `sealed` through the no-script form; returns the case id the page shows.
+fn submit_file(story: &Story, sealed: &[u8]) -> String {
+    let part = reqwest::blocking::multipart::Part::bytes(sealed.to_vec()).file_name("laporan.age");
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("institution", INSTITUTION)
+        .part("file", part);
+    let answer = story
+        .http
+        .post(format!("{}/submit-file", story.base))
+        .multipart(form)
+        .send()
+        .unwrap();
+    let status = answer.status();
+    let page = answer.text().unwrap_or_default();
+    assert_eq!(status, 201, "{page}");
+    let at = page.find("id=\"case-id\">").unwrap() + "id=\"case-id\">".len();
+    page[at..at + page[at..].find('<').unwrap()].to_owned()
+}
+
+/// Every name under `dir`, at any depth.
+fn all_files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(all_files_under(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
 #[test]
 fn a_file_sealed_by_the_go_age_cli_opens_on_the_desk() {
-    if std::process::Command::new("age")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: the Go age CLI is not installed (tests/run.sh installs it)");
-        return;
-    }
     let story = start();
     let plain = story.dir.path().join("laporan.txt");
     std::fs::write(
@@ -509,29 +554,8 @@ fn a_file_sealed_by_the_go_age_cli_opens_on_the_desk() {
         "Laporan dari alat age sendiri: kontrak fiktif di dinas.\n",
     )
     .unwrap();
-    let sealed = story.dir.path().join("laporan.txt.age");
-    let mut age = std::process::Command::new("age");
-    age.arg("-o").arg(&sealed);
-    for r in story.manifest.seal_recipients() {
-        age.arg("-r").arg(r.to_string());
-    }
-    assert!(age.arg(&plain).status().unwrap().success());
-    let form = reqwest::blocking::multipart::Form::new()
-        .text("institution", INSTITUTION)
-        .file("file", &sealed)
-        .unwrap();
-    let answer = story
-        .http
-        .post(format!("{}/submit-file", story.base))
-        .multipart(form)
-        .send()
-        .unwrap();
-    assert_eq!(
-        answer.status(),
-        201,
-        "{}",
-        answer.text().unwrap_or_default()
-    );
+    let sealed = seal_with_go_age(&story, &plain);
+    submit_file(&story, &std::fs::read(&sealed).unwrap());
     let pulled = story
         .courier(&["pull", "--out", &path(&story.stick)])
         .unwrap();
@@ -553,5 +577,94 @@ fn a_file_sealed_by_the_go_age_cli_opens_on_the_desk() {
         std::fs::read(&plain).unwrap()
     );
     let err = story.desk(&["status", &case, "in-review"]).unwrap_err();
+    assert_eq!(err.code, "no-reply-key");
+}
+
+/// A file over the form's 1 MiB envelope limit travels as the case's one attachment, an
+/// unpadded age stream: the desk streams it into `submitted-file.bin` byte for byte. The
+/// same file with a flipped byte, or without its final chunk, reaches the server (which
+/// checks only the header) but leaves no case folder and no temporary file on the desk,
+/// and does not stop the good case from importing.
+#[test]
+fn a_large_file_sealed_by_the_go_age_cli_streams_onto_the_desk() {
+    let story = start();
+    // Not UTF-8 and with no repeating pattern a misplaced chunk could hide in.
+    let len = 3 * 1024 * 1024 + 12_345;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let original: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    let plain = story.dir.path().join("rekaman.bin");
+    std::fs::write(&plain, &original).unwrap();
+    let sealed = std::fs::read(seal_with_go_age(&story, &plain)).unwrap();
+    let good = submit_file(&story, &sealed);
+    let mut flipped = sealed.clone();
+    let at = sealed.len() / 2;
+    flipped[at] ^= 0x01;
+    let flipped = submit_file(&story, &flipped);
+    // The final chunk holds the last 12,345 bytes and its 16-byte tag: what remains is
+    // whole chunks only, so nothing but the missing end gives the cut away.
+    let truncated = submit_file(&story, &sealed[..sealed.len() - (12_345 + 16)]);
+
+    let pulled = story
+        .courier(&["pull", "--out", &path(&story.stick)])
+        .unwrap();
+    let bundle = pulled.json["pull"]["bundle"].as_str().unwrap().to_owned();
+    let imported = story.desk(&["--json", "import", &bundle]).unwrap();
+    assert!(imported.partial, "{}", imported.json);
+    assert_eq!(imported.json["import"]["new_cases"], json!([good]));
+    let mut failed: Vec<(String, String)> = imported.json["import"]["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["case"].as_str().unwrap().to_owned(),
+                f["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    failed.sort();
+    let mut expected = vec![
+        (flipped, "decryption-failed".to_owned()),
+        (truncated, "decryption-failed".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(failed, expected);
+
+    let cases = story.dir.path().join("desk/cases");
+    let case_dir = cases.join(&good);
+    assert_eq!(
+        files_in(&case_dir.join("attachments")),
+        vec!["submitted-file.bin"]
+    );
+    assert!(std::fs::read(case_dir.join("attachments/submitted-file.bin")).unwrap() == original);
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(case_dir.join("case.json")).unwrap()).unwrap();
+    let file = &meta["attachments"][0];
+    assert_eq!(file["source"], "own-ciphertext");
+    assert_eq!(file["stored"], true);
+    assert_eq!(file["size"], len);
+    assert_ne!(file["sealed_sha256"], "");
+    // The bad cases left nothing: no folder, no temporary folder or file anywhere.
+    assert_eq!(files_in(&cases), vec![good.clone()]);
+    let leftovers: Vec<_> = all_files_under(&cases)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Importing the bundle again changes nothing and adds no file.
+    let before = all_files_under(&cases);
+    let again = story.desk(&["--json", "import", &bundle]).unwrap();
+    assert_eq!(again.json["import"]["already_imported"], true);
+    assert_eq!(again.json["import"]["new_cases"], json!([]));
+    assert_eq!(all_files_under(&cases), before);
+    let err = story.desk(&["status", &good, "in-review"]).unwrap_err();
     assert_eq!(err.code, "no-reply-key");
 }

@@ -5,9 +5,10 @@
 //! Pass 1 reads the whole bundle through proto's `BundleReader` (all framing checks),
 //! verifies the manifest it carries and keeps each payload's SHA-256 from that same read.
 //! Pass 2 re-reads the bundle with every payload it uses pinned to those digests, opens
-//! cases into temporary folders, streams attachments through `StreamOpener` (on a second
-//! thread, while this one reads) into temporary files, and renames each case into place
-//! only if all of it checked out.
+//! cases into temporary folders, streams attachments through `StreamOpener` (a
+//! bring-your-own file through `UnpaddedStreamOpener`; on a second thread, while this
+//! one reads) into temporary files, and renames each case into place only if all of it
+//! checked out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -21,11 +22,11 @@ use peluit_proto::bundle::{
 };
 use peluit_proto::day::Day;
 use peluit_proto::envelope::{open_follow_up, open_report};
-use peluit_proto::ids::CaseId;
+use peluit_proto::ids::{CaseId, UploadId};
 use peluit_proto::keys::{SealIdentity, VerifyingKey};
 use peluit_proto::limits::{MAX_ENVELOPE_LEN, MAX_MANIFEST_LEN};
 use peluit_proto::manifest::{FormDefinition, SignedManifest, VerifyPolicy};
-use peluit_proto::seal::StreamOpener;
+use peluit_proto::seal::{StreamOpener, UnpaddedStreamOpener};
 use peluit_proto::sealed::SealedMessage;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -46,6 +47,14 @@ const PIECES_WAITING: usize = 4;
 /// Plaintext written since the last write-back: the flush before a case is renamed into
 /// place then has little left to do.
 const WRITE_BACK_EVERY: u64 = 64 * 1024 * 1024;
+/// The `source` of a case's file sent through the bring-your-own-ciphertext form.
+const OWN_CIPHERTEXT: &str = "own-ciphertext";
+
+/// The upload of a bring-your-own file not yet seen: the case frame does not name it, so
+/// its attachment frame binds it. docs/desk.md#import
+fn unbound_upload() -> UploadId {
+    UploadId::from_bytes([0; 16])
+}
 
 /// A case (or part of one) that could not be imported; everything else was.
 #[derive(Debug, Clone, Serialize)]
@@ -399,12 +408,19 @@ impl Importer<'_> {
                 if staged.failed.is_some() {
                     return Ok(());
                 }
-                let Some(position) = staged
+                let position = staged
                     .meta
                     .attachments
                     .iter()
                     .position(|a| a.upload == upload)
-                else {
+                    .or_else(|| {
+                        // A large bring-your-own file: the case's one attachment, whichever
+                        // upload carries it. docs/desk.md#import
+                        staged.meta.attachments.iter().position(|a| {
+                            a.source == OWN_CIPHERTEXT && a.upload == unbound_upload() && !a.stored
+                        })
+                    });
+                let Some(position) = position else {
                     let f = CaseFailure {
                         case,
                         code: "unlisted-attachment",
@@ -418,7 +434,9 @@ impl Importer<'_> {
                     return Ok(());
                 }
                 // The frame's position must be the envelope's. docs/protocol.md#bundle
-                if entry.source == "report" && entry.index != index {
+                if (entry.source == "report" || entry.source == OWN_CIPHERTEXT)
+                    && entry.index != index
+                {
                     let f = CaseFailure {
                         case,
                         code: "attachment-mismatch",
@@ -436,8 +454,15 @@ impl Importer<'_> {
                     &dir,
                     !staged.is_new,
                 )? {
-                    Ok(()) => {
-                        staged.meta.attachments[position].stored = true;
+                    Ok(size) => {
+                        let kept = &mut staged.meta.attachments[position];
+                        if kept.source == OWN_CIPHERTEXT {
+                            // Known only now: what the bundle pinned and what opened.
+                            kept.upload = upload;
+                            kept.size = size;
+                            kept.sealed_sha256 = hex::encode(expected);
+                        }
+                        kept.stored = true;
                         staged.changed = true;
                         self.outcome.new_attachments += 1;
                     }
@@ -628,8 +653,11 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// A bring-your-own-ciphertext case: the whole age file (at most 1 MiB) is the case's
-    /// only content; it is written as `attachments/submitted-file.*`.
+    /// A bring-your-own-ciphertext case. A file of at most 1 MiB is the case's envelope
+    /// and is written whole as `attachments/submitted-file.txt` (or `.bin`). A larger one
+    /// is the case's only attachment, under an envelope the server sealed as an empty
+    /// padded message; the case is staged here and its attachment frame streams the file
+    /// into `attachments/submitted-file.bin`. docs/desk.md#import
     fn open_own_ciphertext(
         &mut self,
         case: CaseId,
@@ -640,41 +668,80 @@ impl Importer<'_> {
         envelope_error: &peluit_proto::Error,
     ) -> Result<(), CaseFailure> {
         if attachments != 0 {
-            // A large file arrives as an attachment stream without Peluit's padding, which
-            // proto cannot yet open as a stream (see the desk notes).
-            return Err(CaseFailure {
-                case,
-                code: "own-ciphertext-too-large",
-                what: "a bring-your-own file over 1 MiB cannot be opened by this desk yet".into(),
-            });
+            return self.stage_own_ciphertext_stream(case, day, mailbox_key, attachments, sealed);
         }
         let plaintext =
             peluit_proto::seal::open(sealed.as_bytes(), self.identities, MAX_ENVELOPE_LEN)
                 .map_err(|_| failure(case, envelope_error))?;
         let text = std::str::from_utf8(&plaintext).ok();
-        let file = if text.is_some() {
-            "submitted-file.txt"
+        let (file, media_type) = if text.is_some() {
+            ("submitted-file.txt", "text/plain")
         } else {
-            "submitted-file.bin"
+            ("submitted-file.bin", "application/octet-stream")
         };
-        let mut report =
-            String::from("Kiriman berkas sendiri / Bring-your-own-ciphertext submission\n");
-        report.push_str(&format!(
-            "Kasus / Case: {case}\nDiterima / Received: {day}\n\n"
-        ));
-        report.push_str(
-            "Pelapor mengirim berkas yang disegel dengan alat age miliknya sendiri. Tidak ada \
-             kotak surat: balasan tidak dapat dikirim.\nThe reporter sent a file sealed with \
-             their own age tool. There is no mailbox: no reply can be sent.\n",
-        );
-        report.push_str(&format!("\nBerkas / File: attachments/{file}\n"));
-        if let Some(text) = text {
-            report.push_str("\n== Isi / Content ==\n");
-            report.push_str(text);
-            report.push('\n');
+        let entry = AttachmentMeta {
+            upload: unbound_upload(),
+            source: OWN_CIPHERTEXT.into(),
+            index: 0,
+            original_name: file.into(),
+            file: file.into(),
+            media_type: media_type.into(),
+            size: plaintext.len() as u64,
+            sealed_sha256: hex::encode(sealed.sha256()),
+            stored: true,
+        };
+        let report = own_ciphertext_report(case, day, file, text);
+        let meta = self.own_ciphertext_meta(case, day, mailbox_key, entry);
+        self.stage_own_ciphertext(case, meta, &report, Some((file, &plaintext)))
+    }
+
+    /// A large bring-your-own file: the envelope must open, to this desk, as the empty
+    /// padded message the server seals for it, and the case must have exactly one
+    /// attachment. Whether the file is text is not checked: that would mean reading it
+    /// whole, so it is always `.bin`.
+    fn stage_own_ciphertext_stream(
+        &mut self,
+        case: CaseId,
+        day: Day,
+        mailbox_key: VerifyingKey,
+        attachments: u32,
+        sealed: &SealedMessage,
+    ) -> Result<(), CaseFailure> {
+        let envelope = peluit_proto::seal::open_padded(sealed.as_bytes(), self.identities, 0)
+            .map_err(|e| failure(case, &e))?;
+        if !envelope.is_empty() || attachments != 1 {
+            return Err(failure(
+                case,
+                &peluit_proto::Error::IntegrityFailed(
+                    "neither a report nor a bring-your-own file with one attachment",
+                ),
+            ));
         }
-        let report = Zeroizing::new(report);
-        let meta = CaseMeta {
+        let file = "submitted-file.bin";
+        let entry = AttachmentMeta {
+            upload: unbound_upload(),
+            source: OWN_CIPHERTEXT.into(),
+            index: 0,
+            original_name: file.into(),
+            file: file.into(),
+            media_type: "application/octet-stream".into(),
+            size: 0,
+            sealed_sha256: String::new(),
+            stored: false,
+        };
+        let report = own_ciphertext_report(case, day, file, None);
+        let meta = self.own_ciphertext_meta(case, day, mailbox_key, entry);
+        self.stage_own_ciphertext(case, meta, &report, None)
+    }
+
+    fn own_ciphertext_meta(
+        &self,
+        case: CaseId,
+        day: Day,
+        mailbox_key: VerifyingKey,
+        entry: AttachmentMeta,
+    ) -> CaseMeta {
+        CaseMeta {
             version: crate::desk::DESK_FORMAT_VERSION,
             case,
             institution: self.desk.config().institution.clone(),
@@ -685,33 +752,34 @@ impl Importer<'_> {
             status: "received".into(),
             reply_to: None,
             mailbox: mailbox_key,
-            attachments: vec![AttachmentMeta {
-                upload: peluit_proto::ids::UploadId::from_bytes([0; 16]),
-                source: "own-ciphertext".into(),
-                index: 0,
-                original_name: file.into(),
-                file: file.into(),
-                media_type: if text.is_some() {
-                    "text/plain"
-                } else {
-                    "application/octet-stream"
-                }
-                .into(),
-                size: plaintext.len() as u64,
-                sealed_sha256: hex::encode(sealed.sha256()),
-                stored: true,
-            }],
+            attachments: vec![entry],
             messages: Vec::new(),
             unread_follow_ups: 0,
             next_reply_seq: 0,
             withdrawn: false,
-        };
+        }
+    }
+
+    /// Writes a bring-your-own case's temporary folder (with the whole file, when it came
+    /// as the envelope) and stages it.
+    fn stage_own_ciphertext(
+        &mut self,
+        case: CaseId,
+        meta: CaseMeta,
+        report: &str,
+        whole_file: Option<(&str, &[u8])>,
+    ) -> Result<(), CaseFailure> {
         let dir = fsutil::temp_beside(&self.desk.case_dir(case));
         let written = (|| {
             fsutil::create_dir(&dir.join("messages"))?;
             fsutil::create_dir(&dir.join("attachments"))?;
             fsutil::write_new(&dir.join("report.txt"), report.as_bytes())?;
-            fsutil::write_new(&dir.join("attachments").join(file), &plaintext)
+            match whole_file {
+                Some((file, bytes)) => {
+                    fsutil::write_new(&dir.join("attachments").join(file), bytes)
+                }
+                None => Ok(()),
+            }
         })();
         if let Err(e) = written {
             let _ = fs::remove_dir_all(&dir);
@@ -797,6 +865,33 @@ impl Importer<'_> {
     }
 }
 
+/// `report.txt` of a bring-your-own case: what it is, where the file is and, for a small
+/// text file, its content.
+fn own_ciphertext_report(
+    case: CaseId,
+    day: Day,
+    file: &str,
+    text: Option<&str>,
+) -> Zeroizing<String> {
+    let mut report =
+        String::from("Kiriman berkas sendiri / Bring-your-own-ciphertext submission\n");
+    report.push_str(&format!(
+        "Kasus / Case: {case}\nDiterima / Received: {day}\n\n"
+    ));
+    report.push_str(
+        "Pelapor mengirim berkas yang disegel dengan alat age miliknya sendiri. Tidak ada \
+         kotak surat: balasan tidak dapat dikirim.\nThe reporter sent a file sealed with \
+         their own age tool. There is no mailbox: no reply can be sent.\n",
+    );
+    report.push_str(&format!("\nBerkas / File: attachments/{file}\n"));
+    if let Some(text) = text {
+        report.push_str("\n== Isi / Content ==\n");
+        report.push_str(text);
+        report.push('\n');
+    }
+    Zeroizing::new(report)
+}
+
 fn fail(staged: &mut Staged, failure: CaseFailure, failures: &mut Vec<CaseFailure>) {
     if staged.is_new {
         staged.failed.get_or_insert(failure);
@@ -805,12 +900,14 @@ fn fail(staged: &mut Staged, failure: CaseFailure, failures: &mut Vec<CaseFailur
     }
 }
 
-/// Opens one sealed attachment into `dir`. The outer `Err` aborts the import (disk
-/// failure, or a bundle that changed since pass 1); the inner one refuses this
-/// attachment. The sealed SHA-256 from pass 1 is compared with the envelope's pin before
-/// anything is decrypted. This thread then reads the payload, pinned to that digest, and
-/// writes the plaintext to a temporary file, while a second thread decrypts; the file is
-/// renamed only once the whole stream authenticated and the pin held.
+/// Opens one sealed attachment into `dir` and returns its plaintext length. The outer
+/// `Err` aborts the import (disk failure, or a bundle that changed since pass 1); the
+/// inner one refuses this attachment. The sealed SHA-256 from pass 1 is compared with the
+/// envelope's pin before anything is decrypted (a bring-your-own file has no envelope to
+/// name it: the pass-1 digest alone pins it). This thread then reads the payload, pinned
+/// to that digest, and writes the plaintext to a temporary file, while a second thread
+/// decrypts; the file is renamed only once the whole stream authenticated and the pin
+/// held.
 fn stream_attachment<R: Read>(
     frame: &mut Frame<'_, R>,
     identities: &[SealIdentity],
@@ -818,9 +915,12 @@ fn stream_attachment<R: Read>(
     sealed_sha256: [u8; 32],
     dir: &Path,
     durable: bool,
-) -> DeskResult<Result<(), peluit_proto::Error>> {
+) -> DeskResult<Result<u64, peluit_proto::Error>> {
+    // Peluit attachments are padded, their size named by the report; a bring-your-own
+    // file is a plain age stream of any size. docs/desk.md#import
+    let declared_size = (entry.source != OWN_CIPHERTEXT).then_some(entry.size);
     // The envelope pins the ciphertext: compare before opening. docs/protocol.md#envelope
-    if hex::encode(sealed_sha256) != entry.sealed_sha256 {
+    if declared_size.is_some() && hex::encode(sealed_sha256) != entry.sealed_sha256 {
         return Ok(Err(peluit_proto::Error::IntegrityFailed(
             "the attachment differs from the one the report names",
         )));
@@ -841,7 +941,6 @@ fn stream_attachment<R: Read>(
         let (spent, returned) = mpsc::channel::<Vec<u8>>();
         let (plain_queue, plaintext) = mpsc::channel::<Zeroizing<Vec<u8>>>();
         let (plain_spent, plain_returned) = mpsc::channel::<Zeroizing<Vec<u8>>>();
-        let size = entry.size;
         let opening = scope.spawn(move || {
             let pieces = Pieces {
                 queue: pieces,
@@ -849,7 +948,13 @@ fn stream_attachment<R: Read>(
                 current: Vec::new(),
                 at: 0,
             };
-            decrypt_pieces(pieces, identities, size, &plain_queue, &plain_returned)
+            decrypt_pieces(
+                pieces,
+                identities,
+                declared_size,
+                &plain_queue,
+                &plain_returned,
+            )
         });
         // Writes the file back to disk while more plaintext comes, on a third thread.
         let (write_back, to_write_back) = mpsc::sync_channel::<File>(1);
@@ -886,11 +991,14 @@ fn stream_attachment<R: Read>(
             return Err(e);
         }
     };
-    if let Err(e) = opened {
-        // Provisional plaintext of a stream that did not authenticate is removed.
-        discard(out);
-        return Ok(Err(e));
-    }
+    let size = match opened {
+        Ok(size) => size,
+        Err(e) => {
+            // Provisional plaintext of a stream that did not authenticate is removed.
+            discard(out);
+            return Ok(Err(e));
+        }
+    };
     // An empty attachment sends no plaintext: its file is created here.
     let file = match out.write(&[], None) {
         Ok(()) => out.file.take(),
@@ -914,7 +1022,7 @@ fn stream_attachment<R: Read>(
     }
     drop(file);
     fs::rename(&temp, &target).map_err(|e| DeskError::io("write", &target, &e))?;
-    Ok(Ok(()))
+    Ok(Ok(size))
 }
 
 /// The temporary plaintext file, created with the first plaintext.
@@ -998,22 +1106,31 @@ fn copy_through(
 }
 
 /// The opening side of [`stream_attachment`]: decrypts `sealed` and sends the plaintext
-/// in pieces. `Err` is a stream that does not open with `identities` or that is not the
-/// size the report declares; what was sent is then provisional plaintext to discard.
-fn decrypt_pieces(
-    sealed: impl Read,
+/// in pieces; returns the plaintext length. A padded stream must hold `declared_size`
+/// bytes of content; `None` opens an unpadded age stream of any length. `Err` is a stream
+/// that does not open with `identities` or that is not the size the report declares;
+/// what was sent is then provisional plaintext to discard.
+fn decrypt_pieces<'s>(
+    sealed: impl Read + 's,
     identities: &[SealIdentity],
-    size: u64,
+    declared_size: Option<u64>,
     plaintext: &mpsc::Sender<Zeroizing<Vec<u8>>>,
     spent: &mpsc::Receiver<Zeroizing<Vec<u8>>>,
-) -> Result<(), peluit_proto::Error> {
-    let mut opener = StreamOpener::new(sealed, identities)?;
-    // The declared size is part of what the reporter sealed. docs/protocol.md#envelope
-    if opener.content_len() != size {
-        return Err(peluit_proto::Error::IntegrityFailed(
-            "the attachment's size differs from the report's",
-        ));
-    }
+) -> Result<u64, peluit_proto::Error> {
+    let mut opener: Box<dyn Read + 's> = match declared_size {
+        Some(size) => {
+            let opener = StreamOpener::new(sealed, identities)?;
+            // The declared size is part of what the reporter sealed. docs/protocol.md#envelope
+            if opener.content_len() != size {
+                return Err(peluit_proto::Error::IntegrityFailed(
+                    "the attachment's size differs from the report's",
+                ));
+            }
+            Box::new(opener)
+        }
+        None => Box::new(UnpaddedStreamOpener::new(sealed, identities)?),
+    };
+    let mut total = 0u64;
     loop {
         let mut piece = spent
             .try_recv()
@@ -1030,8 +1147,9 @@ fn decrypt_pieces(
         }
         piece.truncate(filled);
         if filled == 0 {
-            return Ok(());
+            return Ok(total);
         }
+        total += filled as u64;
         if plaintext.send(piece).is_err() {
             // The reading side stopped (disk or bundle failure); it reports why.
             return Err(peluit_proto::Error::DecryptionFailed);
@@ -1203,7 +1321,7 @@ mod tests {
         identity: &SealIdentity,
         entry: &AttachmentMeta,
         dir: &Path,
-    ) -> DeskResult<Result<(), peluit_proto::Error>> {
+    ) -> DeskResult<Result<u64, peluit_proto::Error>> {
         let mut reader = BundleReader::new(first).unwrap();
         let pin = reader
             .next_frame()
@@ -1243,6 +1361,63 @@ mod tests {
             assert_eq!(files(&out), vec![out.join("video.mp4")]);
             assert_eq!(fs::read(out.join("video.mp4")).unwrap(), content);
         }
+    }
+
+    #[test]
+    fn a_bring_your_own_file_streams_unpadded_and_only_whole() {
+        let identity = SealIdentity::generate();
+        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let sealed = peluit_proto::seal::seal(&content, &[identity.recipient()]).unwrap();
+        let mut own = entry(0, [0; 32]);
+        own.source = OWN_CIPHERTEXT.into();
+        own.upload = unbound_upload();
+        own.sealed_sha256 = String::new();
+        own.file = "submitted-file.bin".into();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("whole");
+        let bytes = bundle(&sealed);
+        let size = import_twice(&bytes, &bytes, &identity, &own, &out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(size, content.len() as u64);
+        assert_eq!(files(&out), vec![out.join("submitted-file.bin")]);
+        assert!(fs::read(out.join("submitted-file.bin")).unwrap() == content);
+        // A flipped byte in the middle, with every digest made valid again: half the
+        // plaintext went to the temporary file before the bad chunk showed.
+        let out = dir.path().join("flipped");
+        let mut damaged = sealed.clone();
+        let at = damaged.len() / 2;
+        damaged[at] ^= 1;
+        let bytes = bundle(&damaged);
+        let refused = import_twice(&bytes, &bytes, &identity, &own, &out);
+        assert!(matches!(
+            refused,
+            Ok(Err(peluit_proto::Error::DecryptionFailed))
+        ));
+        assert!(files(&out).is_empty());
+        // Cut short by its final chunk: no chunk's length gives it away, the end does.
+        let out = dir.path().join("cut");
+        let bytes = bundle(&sealed[..sealed.len() - (3_000_000 % 65_536 + 16)]);
+        let refused = import_twice(&bytes, &bytes, &identity, &own, &out);
+        assert!(matches!(
+            refused,
+            Ok(Err(peluit_proto::Error::DecryptionFailed))
+        ));
+        assert!(files(&out).is_empty());
+        // A padded Peluit stream is not taken for a bring-your-own file's plaintext, nor
+        // the reverse: the report's attachments open only as padded streams.
+        let out = dir.path().join("unpadded-as-report");
+        let bytes = bundle(&sealed);
+        let sha = <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(&sealed));
+        let refused = import_twice(
+            &bytes,
+            &bytes,
+            &identity,
+            &entry(content.len() as u64, sha),
+            &out,
+        );
+        assert!(matches!(refused, Ok(Err(_))));
+        assert!(files(&out).is_empty());
     }
 
     #[test]

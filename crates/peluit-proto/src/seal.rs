@@ -319,12 +319,89 @@ impl StreamSealer {
     }
 }
 
-/// Opens a padded message as a stream: `Read` yields the content only. Each chunk is
-/// authenticated before it is released; the message as a whole (its end, its padding) is
-/// verified when `read` returns 0. Callers must treat what they read as provisional until
-/// then: the desk writes it to a temporary file and renames it only after the end.
-pub struct StreamOpener<R: Read> {
+/// Opens an unpadded age message as a stream, whatever age tool sealed it: `Read` yields
+/// the plaintext. Each chunk is authenticated before its bytes are released; a truncated,
+/// altered or over-long message is an error at the chunk where it shows, and every read
+/// after an error fails again. The message as a whole is verified only when `read`
+/// returns 0: callers must treat what they read as provisional until then (the desk
+/// writes it to a temporary file and removes that file on any error).
+/// docs/protocol.md#sealing
+pub struct UnpaddedStreamOpener<R: Read> {
     reader: age::stream::StreamReader<R>,
+    released: u64,
+    failed: bool,
+}
+
+impl<R: Read> std::fmt::Debug for UnpaddedStreamOpener<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnpaddedStreamOpener")
+            .field("released", &self.released)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> UnpaddedStreamOpener<R> {
+    /// Reads the age header and unwraps the file key with one of `identities`; no payload
+    /// is read yet.
+    pub fn new(ciphertext: R, identities: &[SealIdentity]) -> Result<Self> {
+        Ok(Self::from_reader(decryptor(ciphertext, identities)?))
+    }
+
+    fn from_reader(reader: age::stream::StreamReader<R>) -> Self {
+        Self {
+            reader,
+            released: 0,
+            failed: false,
+        }
+    }
+
+    /// Plaintext bytes released so far; the message's length once `read` has returned 0.
+    pub fn released_len(&self) -> u64 {
+        self.released
+    }
+
+    /// Marks the stream failed, for a rule a layer above it enforces, and returns the
+    /// error to hand out.
+    fn refuse(&mut self, kind: io::ErrorKind, what: &'static str) -> io::Error {
+        self.failed = true;
+        io::Error::new(kind, what)
+    }
+}
+
+impl<R: Read> Read for UnpaddedStreamOpener<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // A stream that failed once stays failed, whatever the reader below would do
+        // next: no later read may look like a clean end.
+        if self.failed {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the sealed stream already failed",
+            ));
+        }
+        match self.reader.read(buf) {
+            Ok(n) => {
+                self.released += n as u64;
+                Ok(n)
+            }
+            // age retries interrupted reads itself; kept apart all the same, as a retry
+            // is not a failure.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Opens a padded message as a stream: `Read` yields the content only. It reads through
+/// an [`UnpaddedStreamOpener`] (chunk authentication, failure handling) and adds the
+/// length prefix and padding rules of docs/protocol.md#padding. The message as a whole
+/// (its end, its padding) is verified when `read` returns 0. Callers must treat what they
+/// read as provisional until then: the desk writes it to a temporary file and renames it
+/// only after the end.
+pub struct StreamOpener<R: Read> {
+    inner: UnpaddedStreamOpener<R>,
     content_len: u64,
     content_left: u64,
     finished: bool,
@@ -341,17 +418,21 @@ impl<R: Read> std::fmt::Debug for StreamOpener<R> {
 impl<R: Read> StreamOpener<R> {
     /// Reads the header and the first chunk (which carries the content length).
     pub fn new(ciphertext: R, identities: &[SealIdentity]) -> Result<Self> {
-        Self::from_reader(decryptor(ciphertext, identities)?)
+        Self::from_unpadded(UnpaddedStreamOpener::new(ciphertext, identities)?)
     }
 
-    fn from_reader(mut reader: age::stream::StreamReader<R>) -> Result<Self> {
+    fn from_reader(reader: age::stream::StreamReader<R>) -> Result<Self> {
+        Self::from_unpadded(UnpaddedStreamOpener::from_reader(reader))
+    }
+
+    fn from_unpadded(mut inner: UnpaddedStreamOpener<R>) -> Result<Self> {
         let mut prefix = [0u8; LEN_PREFIX as usize];
-        reader
+        inner
             .read_exact(&mut prefix)
             .map_err(|_| Error::DecryptionFailed)?;
         let content_len = u64::from_be_bytes(prefix);
         Ok(Self {
-            reader,
+            inner,
             content_len,
             content_left: content_len,
             finished: false,
@@ -369,23 +450,21 @@ impl<R: Read> StreamOpener<R> {
         let mut buf = Zeroizing::new(vec![0u8; CHUNK_SIZE]);
         let mut padding = 0u64;
         loop {
-            let n = self.reader.read(&mut buf)?;
+            let n = self.inner.read(&mut buf)?;
             if n == 0 {
                 break;
             }
             if buf[..n].iter().any(|&b| b != 0) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "non-zero padding",
-                ));
+                return Err(self
+                    .inner
+                    .refuse(io::ErrorKind::InvalidData, "non-zero padding"));
             }
             padding += n as u64;
         }
         if LEN_PREFIX + self.content_len + padding != padded_len(self.content_len) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "wrong padding length",
-            ));
+            return Err(self
+                .inner
+                .refuse(io::ErrorKind::InvalidData, "wrong padding length"));
         }
         self.finished = true;
         Ok(())
@@ -403,10 +482,10 @@ impl<R: Read> Read for StreamOpener<R> {
         let want = buf
             .len()
             .min(usize::try_from(self.content_left).unwrap_or(usize::MAX));
-        let n = self.reader.read(&mut buf[..want])?;
+        let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             buf[..want].zeroize();
-            return Err(io::Error::new(
+            return Err(self.inner.refuse(
                 io::ErrorKind::UnexpectedEof,
                 "content shorter than declared",
             ));
@@ -560,5 +639,162 @@ mod tests {
         forged.resize(4096, 1);
         let sealed = seal(&forged, &rs).unwrap();
         assert!(open_padded(&sealed, &ids, 100).is_err());
+    }
+
+    /// Varied bytes, so that a chunk released out of place cannot go unnoticed.
+    fn varied(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    /// Reads `opener` in odd-sized pieces until it ends or fails: what it released, and
+    /// the error if it failed.
+    fn drain(opener: &mut impl Read) -> (Vec<u8>, Option<io::Error>) {
+        let mut released = Vec::new();
+        let mut buf = [0u8; 10_007];
+        loop {
+            match opener.read(&mut buf) {
+                Ok(0) => return (released, None),
+                Ok(n) => released.extend_from_slice(&buf[..n]),
+                Err(e) => return (released, Some(e)),
+            }
+        }
+    }
+
+    /// Seals `plaintext` with the Go `age` CLI (`age -r … -r …`, stdin to stdout).
+    fn seal_with_go_age(plaintext: &[u8], recipients: &[SealRecipient]) -> Vec<u8> {
+        use std::process::{Command, Stdio};
+        let mut command = Command::new("age");
+        for r in recipients {
+            command.arg("-r").arg(r.to_string());
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run `age` ({e}): the Go age CLI is required for this test; \
+                     run ./tests/run.sh, which installs the Debian package `age`"
+                )
+            });
+        let mut stdin = child.stdin.take().unwrap();
+        let input = plaintext.to_vec();
+        let feeder = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        assert!(
+            out.status.success(),
+            "age -r failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Where the payload chunks of an unpadded message of `plain_len` bytes start.
+    fn payload_start(sealed_len: usize, plain_len: usize) -> usize {
+        let chunks = plain_len.div_ceil(CHUNK_SIZE).max(1);
+        sealed_len - plain_len - chunks * (SEALED_CHUNK_SIZE - CHUNK_SIZE)
+    }
+
+    #[test]
+    fn unpadded_stream_opens_what_the_go_age_cli_seals() {
+        let (ids, rs) = keys(3);
+        for len in [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * 1024 * 1024 + 5] {
+            let plaintext = varied(len);
+            let sealed = seal_with_go_age(&plaintext, &rs);
+            for id in &ids {
+                let mut opener =
+                    UnpaddedStreamOpener::new(&sealed[..], std::slice::from_ref(id)).unwrap();
+                let (released, error) = drain(&mut opener);
+                assert!(error.is_none(), "{len}: {error:?}");
+                assert!(released == plaintext, "{len} bytes differ");
+                assert_eq!(opener.released_len(), len as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn unpadded_stream_refuses_a_truncated_file_at_the_cut() {
+        let (ids, rs) = keys(2);
+        let plaintext = varied(3 * CHUNK_SIZE + 1000);
+        let sealed = seal(&plaintext, &rs).unwrap();
+        let start = payload_start(sealed.len(), plaintext.len());
+        // Cut inside the last chunk, at each chunk boundary (a whole final chunk gone,
+        // which no chunk's length gives away), inside the first chunk and in the header.
+        let mut cuts = vec![sealed.len() - 1, start + 10, 100];
+        cuts.extend((1..=3).map(|k| start + k * SEALED_CHUNK_SIZE));
+        for cut in cuts {
+            let Ok(mut opener) = UnpaddedStreamOpener::new(&sealed[..cut], &ids) else {
+                assert!(cut < start, "cut at {cut}: the header was whole");
+                continue;
+            };
+            let (released, error) = drain(&mut opener);
+            assert!(error.is_some(), "cut at {cut} went unnoticed");
+            // Only whole chunks before the cut, each authenticated, were released.
+            let whole = (cut - start) / SEALED_CHUNK_SIZE;
+            assert!(released.len() <= whole * CHUNK_SIZE, "cut at {cut}");
+            assert!(plaintext.starts_with(&released));
+            // The failure sticks: no later read pretends the stream ended well.
+            assert!(opener.read(&mut [0u8; 16]).is_err());
+        }
+    }
+
+    #[test]
+    fn unpadded_stream_releases_nothing_of_an_altered_chunk() {
+        let (ids, rs) = keys(1);
+        let plaintext = varied(3 * CHUNK_SIZE + 1000);
+        let sealed = seal(&plaintext, &rs).unwrap();
+        let start = payload_start(sealed.len(), plaintext.len());
+        for chunk in 0..4 {
+            let at = start + chunk * SEALED_CHUNK_SIZE + 77;
+            let mut bad = sealed.clone();
+            bad[at] ^= 0x01;
+            let mut opener = UnpaddedStreamOpener::new(&bad[..], &ids).unwrap();
+            let (released, error) = drain(&mut opener);
+            assert!(error.is_some(), "flip in chunk {chunk} went unnoticed");
+            assert_eq!(released.len(), chunk * CHUNK_SIZE, "chunk {chunk}");
+            assert!(plaintext.starts_with(&released));
+            assert!(opener.read(&mut [0u8; 16]).is_err());
+        }
+        // A flipped byte in the header (its MAC) opens nothing at all.
+        let mut bad = sealed.clone();
+        bad[start - 20] ^= 0x01;
+        assert!(UnpaddedStreamOpener::new(&bad[..], &ids).is_err());
+        // Bytes appended after the last chunk are an error too.
+        let mut longer = sealed.clone();
+        longer.extend_from_slice(b"tail");
+        let (_, error) = drain(&mut UnpaddedStreamOpener::new(&longer[..], &ids).unwrap());
+        assert!(error.is_some(), "trailing bytes went unnoticed");
+    }
+
+    #[test]
+    fn unpadded_stream_needs_a_recipient_identity() {
+        let (_, rs) = keys(2);
+        let (stranger, _) = keys(1);
+        let sealed = seal(&varied(1000), &rs).unwrap();
+        assert!(matches!(
+            UnpaddedStreamOpener::new(&sealed[..], &stranger),
+            Err(Error::NoMatchingKey)
+        ));
+        assert!(matches!(
+            UnpaddedStreamOpener::new(&b"not an age file"[..], &stranger),
+            Err(Error::DecryptionFailed)
+        ));
+    }
+
+    #[test]
+    fn padded_stream_failures_stick() {
+        let (ids, rs) = keys(1);
+        // Non-zero padding after declared content: refused, and refused again.
+        let mut forged = 3u64.to_be_bytes().to_vec();
+        forged.extend_from_slice(b"abc");
+        forged.resize(4096, 1);
+        let sealed = seal(&forged, &rs).unwrap();
+        let mut opener = StreamOpener::new(&sealed[..], &ids).unwrap();
+        let (released, error) = drain(&mut opener);
+        assert_eq!(released, b"abc");
+        assert!(error.is_some());
+        assert!(opener.read(&mut [0u8; 16]).is_err());
     }
 }
