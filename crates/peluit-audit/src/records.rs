@@ -3,7 +3,7 @@
 //! exactly its bytes, so no extra field, spacing or spelling can carry anything.
 
 use peluit_proto::day::Day;
-use peluit_proto::ids::{CaseId, MessageId, UploadId};
+use peluit_proto::ids::{CaseId, InstitutionId, MessageId, UploadId};
 use peluit_proto::keys::VerifyingKey;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -119,6 +119,29 @@ pub struct TokenRec {
     pub version: u8,
     pub label: String,
     pub created: Day,
+}
+
+/// Token request kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRequestKind {
+    /// Store a token's hash.
+    Issue,
+    /// Remove a token's hash.
+    Revoke,
+}
+
+/// A file in `token-requests/`: a token command's request, waiting for the server's next
+/// reload (docs/storage.md#layout). `label` and `created` for an issue only.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequestRec {
+    pub version: u8,
+    pub kind: TokenRequestKind,
+    pub institution: InstitutionId,
+    pub hash: String,
+    pub label: Option<String>,
+    pub created: Option<Day>,
 }
 
 /// Parses a record strictly: known fields only, version 1, and the exact bytes the store

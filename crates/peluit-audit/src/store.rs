@@ -1,5 +1,5 @@
 //! `peluit-audit store DIR`: walks a copy of a server's data directory, every sled tree,
-//! key and value and every upload file, and accounts for each byte (docs/storage.md).
+//! key and value, upload file and token request, and accounts for each byte (docs/storage.md).
 //!
 //! Each value must be sealed age data with the stanza count of its institution's manifest
 //! on its day, a signed manifest, or one of the metadata records of docs/storage.md#records
@@ -26,7 +26,7 @@ use crate::error::{AuditError, AuditResult};
 use crate::findings::{Finding, Place, display_key};
 use crate::records::{
     self, CaseRec, CaseState, ExportKind, ExportRec, MailboxKind, MailboxRec, PowRec, TokenRec,
-    UploadRec, UploadState,
+    TokenRequestKind, TokenRequestRec, UploadRec, UploadState,
 };
 use crate::scan::{AgeScanner, Expect, scan_message};
 
@@ -45,6 +45,10 @@ pub const TREES: [&str; 11] = [
     "purge",
 ];
 
+/// The folder of token requests waiting for the server's next reload.
+const TOKEN_REQUESTS: &str = "token-requests";
+/// A token request file is a few hundred bytes.
+const MAX_TOKEN_REQUEST: u64 = 4096;
 /// sled's own tree, which the store never uses.
 const SLED_DEFAULT_TREE: &str = "__sled__default";
 const EXPORT_CURSOR: &[u8] = b"export_cursor";
@@ -270,7 +274,8 @@ pub fn audit_store(dir: &Path, options: &StoreOptions) -> AuditResult<StoreAudit
     })
 }
 
-/// docs/storage.md#layout: `conf`, `db`, `snap.*`, an empty `blobs/` and `uploads/`.
+/// docs/storage.md#layout: `conf`, `db`, `snap.*`, an empty `blobs/`, `uploads/` and
+/// `token-requests/`.
 fn check_layout(dir: &Path, state: &mut State) -> AuditResult<()> {
     for entry in read_dir(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -288,11 +293,101 @@ fn check_layout(dir: &Path, state: &mut State) -> AuditResult<()> {
                 }
             }
             ("uploads", true) => {}
+            (TOKEN_REQUESTS, true) => check_token_requests(&entry.path(), state)?,
             _ => state.findings.push(Finding::file(
                 name,
                 "not part of the store layout (docs/storage.md#layout)",
             )),
         }
+    }
+    Ok(())
+}
+
+/// docs/storage.md#layout: each file is one request of a `token` command waiting
+/// for the server's next reload, named `issue-<hash>.json` or `revoke-<hash>.json` after
+/// the token's SHA-256 it holds, in its exact canonical form. Nothing else: a temporary
+/// file left by an interrupted command is a finding too (remove it).
+fn check_token_requests(dir: &Path, state: &mut State) -> AuditResult<()> {
+    for entry in read_dir(dir)? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = format!("{TOKEN_REQUESTS}/{name}");
+        let named = ["issue-", "revoke-"].iter().find_map(|kind| {
+            let hash = name.strip_prefix(kind)?.strip_suffix(".json")?;
+            let hex = hash.len() == 64
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            hex.then_some((*kind, hash.to_owned()))
+        });
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        let Some((kind, hash)) = named.filter(|_| is_file) else {
+            state.findings.push(Finding::file(
+                rel,
+                "not a token request file (issue-<64 hex>.json or revoke-<64 hex>.json)",
+            ));
+            continue;
+        };
+        let len = entry
+            .metadata()
+            .map_err(|e| AuditError::io("read", &entry.path(), &e))?
+            .len();
+        if len > MAX_TOKEN_REQUEST {
+            state.findings.push(Finding::file(
+                rel,
+                format!("a token request of {len} bytes; a real one is a few hundred"),
+            ));
+            continue;
+        }
+        let bytes =
+            fs::read(entry.path()).map_err(|e| AuditError::io("read", &entry.path(), &e))?;
+        state.scanned.records += 1;
+        let record = match records::parse::<TokenRequestRec>(&bytes, "token request") {
+            Ok(record) => record,
+            Err(why) => {
+                state.findings.push(Finding::file(rel, why));
+                continue;
+            }
+        };
+        let fits = match (record.kind, &record.label, record.created) {
+            (TokenRequestKind::Issue, Some(_), Some(_)) => kind == "issue-",
+            (TokenRequestKind::Revoke, None, None) => kind == "revoke-",
+            _ => false,
+        };
+        if !fits || record.hash != hash {
+            state.findings.push(Finding::file(
+                rel,
+                "token request whose fields do not fit its kind, or whose name does not match \
+                 the kind and hash inside it",
+            ));
+            continue;
+        }
+        if let Some(label) = &record.label {
+            if label.is_empty() || label.len() > 256 {
+                state.findings.push(Finding::file(
+                    rel,
+                    "token label empty or longer than 256 bytes",
+                ));
+                continue;
+            }
+            if label_looks_identifying(label) {
+                state.findings.push(Finding::file(
+                    rel,
+                    "token label holds a time of day or an IP address",
+                ));
+                continue;
+            }
+        }
+        state.notes.push(match (&record.label, record.created) {
+            (Some(label), Some(day)) => format!(
+                "{rel}: a token for {} (label {label:?}, issued {day}) waits for the server's \
+                 next reload",
+                record.institution
+            ),
+            _ => format!(
+                "{rel}: a revocation of a token of {} waits for the server's next reload",
+                record.institution
+            ),
+        });
     }
     Ok(())
 }

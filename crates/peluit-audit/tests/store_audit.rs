@@ -1,6 +1,7 @@
 //! `peluit-audit store`: a clean store made through the real store API passes and is left
 //! untouched; planted plaintext in every tree and upload file, a ciphertext with an extra
-//! stanza and a precise timestamp each fail, naming the tree and key (or file).
+//! stanza, a precise timestamp and garbage among token requests each fail, naming the tree
+//! and key (or file).
 
 #![allow(clippy::unwrap_used)]
 
@@ -174,6 +175,92 @@ fn plaintext_in_an_upload_file_fails_naming_the_file() {
         "{files:#?}"
     );
     assert!(files.iter().any(|(p, _)| p == "notes.txt"), "{files:#?}");
+}
+
+/// Requests written by `peluit-server token issue|revoke` while the server held the store
+/// pass as allowlisted records; anything else in their folder is a finding.
+#[test]
+fn token_requests_pass_and_anything_else_in_their_folder_fails() {
+    use peluit_server::token_requests::{TokenRequest, spool};
+
+    let store = clean_store();
+    let copy = tempfile::tempdir().unwrap();
+    let data = copy.path().join("data");
+    copy_dir(&store.data(), &data);
+    let issue = TokenRequest::issue(institution(), [0x5a; 32], "meja-2", today()).unwrap();
+    let revoke = TokenRequest::Revoke {
+        institution: institution(),
+        hash: [0xa5; 32],
+    };
+    spool(&data, &issue).unwrap();
+    spool(&data, &revoke).unwrap();
+    let audit = audit_store(&data, &options(&store)).unwrap();
+    assert!(audit.clean(), "{:#?}", audit.findings);
+    let notes = audit.notes.join("\n");
+    assert!(
+        notes.contains(&format!(
+            "token-requests/{}: a token for {INSTITUTION} (label \"meja-2\"",
+            issue.file_name()
+        )),
+        "{notes}"
+    );
+    assert!(notes.contains("a revocation of a token of"), "{notes}");
+
+    let folder = data.join("token-requests");
+    let json = String::from_utf8(issue.to_json()).unwrap();
+    let hash = |byte: &str| byte.repeat(32);
+    let planted = [
+        ("catatan.txt".to_owned(), TEXT.to_vec()),
+        (".tmp-0011223344556677".to_owned(), issue.to_json()),
+        (
+            format!("issue-{}.json", hash("01")),
+            json.replace(&hash("5a"), &hash("01"))
+                .replace('}', r#","token":"peluit_tok_00"}"#)
+                .into_bytes(),
+        ),
+        (
+            format!("issue-{}.json", hash("02")),
+            json.replace(&hash("5a"), &hash("02"))
+                .replace("meja-2", "Budi 09:41")
+                .into_bytes(),
+        ),
+        (format!("revoke-{}.json", hash("5a")), issue.to_json()),
+        (format!("issue-{}.json", hash("03")), TEXT.to_vec()),
+        (format!("issue-{}.json", hash("04")), vec![b' '; 5000]),
+    ];
+    for (name, bytes) in &planted {
+        std::fs::write(folder.join(name), bytes).unwrap();
+    }
+    std::fs::create_dir(folder.join(format!("issue-{}.json", hash("06")))).unwrap();
+    let audit = audit_store(&data, &options(&store)).unwrap();
+    let files: Vec<(String, String)> = audit
+        .findings
+        .iter()
+        .filter_map(|f| match &f.place {
+            Place::File { path } => Some((path.clone(), f.why.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut expected: Vec<String> = planted
+        .iter()
+        .map(|(name, _)| format!("token-requests/{name}"))
+        .chain([format!("token-requests/issue-{}.json", hash("06"))])
+        .collect();
+    expected.sort();
+    let mut found: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    found.sort();
+    assert_eq!(found, expected, "{files:#?}");
+    assert!(
+        files
+            .iter()
+            .all(|(_, why)| !why.contains("Budi") && !why.contains("peluit_tok")),
+        "{files:#?}"
+    );
+    assert!(
+        audit.findings.len() == planted.len() + 1,
+        "{:#?}",
+        audit.findings
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod reload;
 mod serve;
 pub mod state;
+pub mod token_requests;
 pub mod tokens;
 
 use axum::Router;

@@ -4,7 +4,8 @@
 //! Live: new institutions, institution names, and the limits read per request. Refused,
 //! keeping the old configuration entirely: a removed institution, a changed manifest key,
 //! another listen address or data directory, and the limits fixed when the listener and
-//! router were built (docs/operating.md#institution-add).
+//! router were built (docs/operating.md#institution-add). Every reload then applies the
+//! token requests waiting in the data directory (crate::token_requests).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use peluit_proto::ids::InstitutionId;
 
 use crate::config::{Config, Limits};
 use crate::state::{AppState, InstitutionState, Served, today};
+use crate::token_requests;
 
 /// What an applied reload changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -172,6 +174,22 @@ impl Reloader {
         &self.running
     }
 
+    /// Applies the token requests waiting in the data directory for the institutions now
+    /// served (docs/operating.md#tokens). Blocking (it writes the store).
+    pub fn apply_token_requests(&self) -> token_requests::Applied {
+        let served: Vec<InstitutionId> = self
+            .running
+            .institutions
+            .iter()
+            .map(|i| i.id.clone())
+            .collect();
+        token_requests::apply_pending(
+            &self.running.data_dir,
+            self.state.store_handle().as_ref(),
+            &served,
+        )
+    }
+
     /// Checks `next` and, if every change can be made live, serves it: new institutions
     /// are loaded from the store (their manifest and open cases, as at start), existing
     /// ones keep their state, and the whole set is swapped in one step. On an error
@@ -247,17 +265,23 @@ where
             // Loading the file and the new institutions' state is blocking work.
             let outcome = tokio::task::spawn_blocking(move || {
                 let result = load().and_then(|next| reloader.reload(next));
-                (reloader, result)
+                // After the configuration, so that a token for an institution this reload
+                // adds is stored now; whether or not the file could be applied, since a
+                // request never depends on it; and before the line that says "reloaded",
+                // so that a token works once that line is logged.
+                let tokens = reloader.apply_token_requests();
+                (reloader, result, tokens)
             })
             .await;
-            let result;
-            (reloader, result) = match outcome {
+            let (result, tokens);
+            (reloader, result, tokens) = match outcome {
                 Ok(done) => done,
                 Err(_) => {
                     tracing::error!("the configuration reload task failed; reloads stop");
                     return;
                 }
             };
+            tokens.log();
             match result {
                 Ok(summary) => tracing::info!("configuration reloaded: {}", summary.describe()),
                 Err(error) => tracing::warn!(

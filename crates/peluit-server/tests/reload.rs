@@ -1,6 +1,8 @@
 //! Institutions added to a running `peluit-server serve`: `institution add` plus SIGHUP
 //! serves a second institution beside the first, each filing its own cases, and reloads
-//! that cannot be applied live leave the served configuration exactly as it was.
+//! that cannot be applied live leave the served configuration exactly as it was. Tokens
+//! issued and revoked while it runs take effect at the next SIGHUP, and bad token requests
+//! change nothing.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
@@ -42,12 +44,17 @@ fn head(data_dir: &Path) -> String {
     )
 }
 
-fn cli(args: &[&str]) -> String {
-    let output = Command::new(BIN)
+fn cli_output(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
         .args(args)
         .env_remove("PELUIT_CONFIG")
+        .env_remove("PELUIT_DATA_DIR")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn cli(args: &[&str]) -> String {
+    let output = cli_output(args);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{args:?}: {stderr}");
     String::from_utf8(output.stdout).unwrap()
@@ -271,8 +278,8 @@ async fn a_second_institution_is_served_after_sighup_and_bad_reloads_change_noth
         head(&data_dir),
         institution_entry(A, A_NAME, &desk_a.manifest_key)
     );
-    // `token issue` opens the store, which a running server holds, so both desks' tokens
-    // are issued before it starts (from a file that already names B).
+    // Both desks' tokens are issued with the store free, before the server starts (from a
+    // file that already names B); tokens issued while it runs are the next test's story.
     let with_b = format!(
         "{served_a}{}",
         institution_entry(B, B_NAME, &desk_b.manifest_key)
@@ -424,4 +431,242 @@ async fn a_second_institution_is_served_after_sighup_and_bad_reloads_change_noth
     assert_eq!(server.count("configuration reloaded"), 1);
     submit(&client, &server, A, &desk_a, b"masih berjalan").await;
     submit(&client, &server, B, &desk_b, b"masih berjalan").await;
+}
+
+/// The names in the data directory's token request spool, sorted.
+fn spooled(data_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data_dir.join("token-requests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn publish_status(
+    client: &reqwest::Client,
+    server: &Server,
+    id: &str,
+    name: &str,
+    desk: &Desk,
+    token: &str,
+) -> u16 {
+    let manifest = desk
+        .manifest_for(id, name, &server.base, 1)
+        .sign(&desk.manifest_key);
+    let response = client
+        .post(server.api(id, "/manifests"))
+        .bearer_auth(token)
+        .body(manifest.to_json())
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_issued_and_revoked_while_serving_apply_at_the_next_reload() {
+    use peluit_store::CiphertextStore as _;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("store");
+    let (desk_a, desk_b, desk_c) = (Desk::new(1), Desk::new(1), Desk::new(1));
+    let config = dir.path().join("peluit.toml");
+    let config_arg = config.to_str().unwrap().to_owned();
+    write_config(
+        &config,
+        &format!(
+            "{}{}",
+            head(&data_dir),
+            institution_entry(A, A_NAME, &desk_a.manifest_key)
+        ),
+    );
+    let issue = |config: &str, id: &str| {
+        cli_output(&[
+            "token",
+            "issue",
+            "--config",
+            config,
+            "--institution",
+            id,
+            "--label",
+            "meja-1",
+        ])
+    };
+    // With the server stopped the store is free: the token is stored at once.
+    let output = issue(&config_arg, A);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("valid now"));
+    let token_a = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+
+    let server = Server::start(&config);
+    let client = reqwest::Client::new();
+    publish(&client, &server, A, A_NAME, &desk_a, &token_a).await;
+    cli(&[
+        "institution",
+        "add",
+        "--config",
+        &config_arg,
+        "--id",
+        B,
+        "--name",
+        B_NAME,
+        "--manifest-key",
+        &desk_b.manifest_key.verifying_key().to_string(),
+    ]);
+    server.hangup();
+    server.wait_for_line("configuration reloaded", 1);
+
+    // B's desk token, issued while the server holds the store: printed once, spooled as
+    // its hash only, and not valid before the next reload.
+    let output = issue(&config_arg, B);
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("valid at the next `systemctl reload peluit-server`"),
+        "{said}"
+    );
+    let token_b = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(token_b.starts_with("peluit_tok_"));
+    let hash_b = hex::encode(peluit_server::tokens::token_hash(&token_b));
+    let request = format!("issue-{hash_b}.json");
+    assert_eq!(spooled(&data_dir), std::slice::from_ref(&request));
+    let spool = data_dir.join("token-requests");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&spool), mode(&spool.join(&request))), (0o700, 0o600));
+    let bytes = std::fs::read_to_string(spool.join(&request)).unwrap();
+    assert!(!bytes.contains(&token_b["peluit_tok_".len()..]), "{bytes}");
+    assert_eq!(
+        publish_status(&client, &server, B, B_NAME, &desk_b, &token_b).await,
+        401
+    );
+    // `token list` reads the store, which the server holds: refused, saying why.
+    let list = cli_output(&["token", "list", "--config", &config_arg, "--institution", B]);
+    let why = String::from_utf8_lossy(&list.stderr);
+    assert!(!list.status.success());
+    assert!(
+        why.contains("the running server holds the store (1 token request(s) wait"),
+        "{why}"
+    );
+
+    server.hangup();
+    let line = server.wait_for_line("configuration reloaded", 2);
+    assert!(
+        line.ends_with("configuration reloaded: nothing changed"),
+        "{line}"
+    );
+    assert_eq!(
+        server.count("token requests: 1 issued, 0 revoked, 0 not applied"),
+        1
+    );
+    assert!(spooled(&data_dir).is_empty());
+    // B's token now publishes B's first manifest and pulls B's export.
+    publish(&client, &server, B, B_NAME, &desk_b, &token_b).await;
+    let (case_b, envelope_b) = submit(&client, &server, B, &desk_b, b"laporan untuk B").await;
+    assert_eq!(
+        exported_cases(&client, &server, B, &token_b).await,
+        [(case_b, envelope_b)]
+    );
+
+    // One reload carries a configuration change, B's revocation and three bad requests:
+    // one for an institution the server does not serve, a corrupt file and a stray file.
+    let desk_config = dir.path().join("desk.toml");
+    let served = std::fs::read_to_string(&config).unwrap();
+    write_config(
+        &desk_config,
+        &format!(
+            "{served}{}",
+            institution_entry("dinas-c", "C", &desk_c.manifest_key)
+        ),
+    );
+    let output = issue(desk_config.to_str().unwrap(), "dinas-c");
+    assert!(output.status.success());
+    let token_c = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let corrupt = format!("issue-{}.json", "05".repeat(32));
+    std::fs::write(spool.join(&corrupt), format!("{{\"label\":\"{token_c}\"")).unwrap();
+    std::fs::write(spool.join("catatan.txt"), "rahasia").unwrap();
+    let token_file = dir.path().join("b.token");
+    std::fs::write(&token_file, &token_b).unwrap();
+    let output = cli_output(&[
+        "token",
+        "revoke",
+        "--config",
+        &config_arg,
+        "--institution",
+        B,
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("works until then"), "{said}");
+    // Until the reload, the token still works.
+    assert_eq!(exported_cases(&client, &server, B, &token_b).await.len(), 1);
+    write_config(&config, &served.replace(A_NAME, "Inspektorat A Baru"));
+
+    server.hangup();
+    let line = server.wait_for_line("configuration reloaded", 3);
+    assert!(
+        line.ends_with(&format!("configuration reloaded: renamed {A}")),
+        "{line}"
+    );
+    assert_eq!(
+        server.count("token requests: 0 issued, 1 revoked, 3 not applied"),
+        1
+    );
+    assert_eq!(
+        server.count(&format!("{corrupt} not applied and left in place")),
+        1
+    );
+    assert_eq!(server.count("catatan.txt not applied and left in place"), 1);
+    assert_eq!(server.count("institution dinas-c is not served"), 1);
+    assert_eq!(server.count("rahasia") + server.count(&token_c[11..]), 0);
+    let list = institutions(&client, &server).await;
+    assert_eq!(list["institutions"][0]["name"], "Inspektorat A Baru");
+    let refused = client
+        .get(server.api(B, "/export?since=0"))
+        .bearer_auth(&token_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        publish_status(&client, &server, B, B_NAME, &desk_b, &token_b).await,
+        401
+    );
+    let hash_c = hex::encode(peluit_server::tokens::token_hash(&token_c));
+    let c_request = format!("issue-{hash_c}.json");
+    let mut left = vec!["catatan.txt".to_owned(), c_request, corrupt];
+    left.sort();
+    assert_eq!(spooled(&data_dir), left);
+    // A's token, stored before the server started, was never touched.
+    assert_eq!(exported_cases(&client, &server, A, &token_a).await.len(), 0);
+    drop(server);
+
+    // Nothing was half-applied: with the server stopped, the store holds A's token only.
+    let store = peluit_store::SledStore::open(&data_dir).unwrap();
+    let count = |id: &str| store.tokens(&id.parse().unwrap()).unwrap().len();
+    assert_eq!((count(A), count(B), count("dinas-c")), (1, 0, 0));
+    drop(store);
+
+    // A server that starts serving C applies C's waiting request before it serves.
+    let server = Server::start(&desk_config);
+    assert_eq!(
+        server.count("token requests: 1 issued, 0 revoked, 2 not applied"),
+        1
+    );
+    publish(&client, &server, "dinas-c", "C", &desk_c, &token_c).await;
+    drop(server);
+    // With the server stopped, `token list` reads the store itself.
+    let listed = cli(&[
+        "token",
+        "list",
+        "--config",
+        desk_config.to_str().unwrap(),
+        "--institution",
+        "dinas-c",
+    ]);
+    assert!(listed.starts_with(&hash_c), "{listed}");
+    assert_eq!(spooled(&data_dir).len(), 2);
 }

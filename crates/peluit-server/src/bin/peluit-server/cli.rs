@@ -33,8 +33,8 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Issue, list or revoke investigator access tokens (stop the server first: the store
-    /// is opened directly).
+    /// Issue, list or revoke investigator access tokens (while a server runs, issue and
+    /// revoke take effect at its next reload; list needs the server stopped).
     Token {
         /// Token action.
         #[command(subcommand)]

@@ -16,6 +16,7 @@ use peluit_proto::wordlist::Language;
 use peluit_server::config::{Config, Overrides};
 use peluit_server::reload::Reloader;
 use peluit_server::state::{AppState, today, verify_stored};
+use peluit_server::token_requests::{self, TokenRequest};
 use peluit_server::tokens::{IssuedToken, token_hash};
 use peluit_store::{CiphertextStore, ManifestBytes, SledStore, TokenHash};
 use zeroize::Zeroizing;
@@ -143,9 +144,9 @@ choose a shorter display name"
     );
     println!(
         "Next: serve it without a restart: `systemctl reload peluit-server` (or send the server \
-         SIGHUP; its log then says \"configuration reloaded\"). Then publish the institution's \
-         signed manifest with a desk token for it (`peluit-server token issue --institution {}` \
-         opens the store, so only while the server is stopped).",
+         SIGHUP; its log then says \"configuration reloaded\"). Then issue a desk token for it \
+         (`peluit-server token issue --institution {}`, valid after the next reload) and \
+         publish the institution's signed manifest with it.",
         added.id
     );
     Ok(())
@@ -232,7 +233,16 @@ async fn serve_with(
     })
     .await
     .context("the start-up task failed")??;
-    peluit_server::reload::spawn_on_hangup(Reloader::new(running, state.clone()), reload)
+    // Requests spooled by `token issue|revoke` while the store was held, by this server
+    // or by one that stopped since.
+    let reloader = Reloader::new(running, state.clone());
+    let reloader = tokio::task::spawn_blocking(move || {
+        reloader.apply_token_requests().log();
+        reloader
+    })
+    .await
+    .context("the start-up task failed")?;
+    peluit_server::reload::spawn_on_hangup(reloader, reload)
         .context("cannot install the SIGHUP handler for configuration reloads")?;
     // Logged once SIGHUP is handled, so a reload sent after this line never stops the
     // server; the bound address, so that with port 0 the log names the port chosen.
@@ -373,6 +383,60 @@ fn publish_if_new(
         .context("cannot store the demo manifest")
 }
 
+/// The store for a `token` command: opened directly when no server holds it (with the
+/// requests a server has not applied yet applied first, so the store says what is true),
+/// or held by the running server, which applies spooled requests at its next reload.
+enum TokenStore {
+    Open(Arc<SledStore>),
+    HeldByServer,
+}
+
+fn open_token_store(config: &Config) -> anyhow::Result<TokenStore> {
+    let store = match SledStore::open(&config.data_dir) {
+        Ok(store) => Arc::new(store),
+        Err(error) if held_by_another_process(&error) => return Ok(TokenStore::HeldByServer),
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "cannot open the store in {}; check the directory's permissions",
+                config.data_dir.display()
+            )));
+        }
+    };
+    let served: Vec<InstitutionId> = config.institutions.iter().map(|i| i.id.clone()).collect();
+    let applied = token_requests::apply_pending(&config.data_dir, store.as_ref(), &served);
+    for problem in &applied.problems {
+        eprintln!("{problem}");
+    }
+    if applied.issued + applied.revoked > 0 {
+        eprintln!("Applied waiting {}.", applied.describe());
+    }
+    Ok(TokenStore::Open(store))
+}
+
+/// sled names its directory lock only in the text of the I/O error it returns
+/// ("could not acquire lock on …"), which the store passes on as the error's source.
+fn held_by_another_process(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.to_string().contains("could not acquire lock") {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+fn spool_request(config: &Config, request: &TokenRequest) -> anyhow::Result<()> {
+    token_requests::spool(&config.data_dir, request).with_context(|| {
+        format!(
+            "the running server holds the store, and the request cannot be written to {}\n\
+             run the command as the user the server runs as (runuser -u peluit -- …)",
+            token_requests::spool_dir(&config.data_dir).display()
+        )
+    })?;
+    Ok(())
+}
+
 fn token(action: TokenAction) -> anyhow::Result<()> {
     match action {
         TokenAction::Issue {
@@ -381,16 +445,32 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             label,
         } => {
             let (config, id) = token_target(&config, &institution)?;
-            if label.is_empty() || label.len() > peluit_proto::limits::MAX_SHORT_TEXT {
+            if token_requests::check_label(&label).is_err() {
                 bail!("the label must be 1 to 256 bytes\nname the desk or person the token is for");
             }
-            let store = open_store(&config)?;
+            let store = open_token_store(&config)?;
             let token = IssuedToken::generate();
-            store.put_token_hash(&id, TokenHash::from_bytes(token.hash()), &label, today())?;
+            let when = match store {
+                TokenStore::Open(store) => {
+                    store.put_token_hash(
+                        &id,
+                        TokenHash::from_bytes(token.hash()),
+                        &label,
+                        today(),
+                    )?;
+                    "It is valid now."
+                }
+                TokenStore::HeldByServer => {
+                    let request = TokenRequest::issue(id.clone(), token.hash(), &label, today())?;
+                    spool_request(&config, &request)?;
+                    "The running server holds the store: the token becomes valid at the next \
+                     `systemctl reload peluit-server` (or SIGHUP to the server)."
+                }
+            };
             println!("{}", token.expose_secret());
             eprintln!(
-                "Issued a token for {id} labelled {label:?}. It is shown only once; give it \
-                 to the investigator's courier over a safe channel."
+                "Issued a token for {id} labelled {label:?}. {when} It is shown only once; give \
+                 it to the investigator's courier over a safe channel."
             );
             Ok(())
         }
@@ -399,7 +479,15 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
             institution,
         } => {
             let (config, id) = token_target(&config, &institution)?;
-            let store = open_store(&config)?;
+            let TokenStore::Open(store) = open_token_store(&config)? else {
+                let waiting = token_requests::pending(&config.data_dir).unwrap_or(0);
+                bail!(
+                    "cannot list the tokens: the running server holds the store ({waiting} token \
+                     request(s) wait for its next reload)\n\
+                     stop the server to list them (systemctl stop peluit-server), then start it \
+                     again"
+                );
+            };
             for record in store.tokens(&id)? {
                 println!(
                     "{}  {}  {}",
@@ -439,11 +527,30 @@ fn token(action: TokenAction) -> anyhow::Result<()> {
                     "say which token to revoke\npass --token-file FILE or --hash HEX (from `token list`)"
                 ),
             };
-            let store = open_store(&config)?;
-            store
-                .revoke_token(&id, &TokenHash::from_bytes(hash))
-                .context("no such token\ncheck the institution and the hash with `token list`")?;
-            eprintln!("Revoked.");
+            match open_token_store(&config)? {
+                TokenStore::Open(store) => {
+                    store
+                        .revoke_token(&id, &TokenHash::from_bytes(hash))
+                        .context(
+                            "no such token\ncheck the institution and the hash with `token list`",
+                        )?;
+                    eprintln!("Revoked.");
+                }
+                TokenStore::HeldByServer => {
+                    spool_request(
+                        &config,
+                        &TokenRequest::Revoke {
+                            institution: id,
+                            hash,
+                        },
+                    )?;
+                    eprintln!(
+                        "The running server holds the store: the token is revoked at the next \
+                         `systemctl reload peluit-server` (or SIGHUP to the server), and works \
+                         until then. If the server does not have it, its log says so."
+                    );
+                }
+            }
             Ok(())
         }
     }
