@@ -1,8 +1,9 @@
 //! The reporter page in Debian's headless Chromium against the real server on loopback:
 //! a report with attachments sealed in the browser opens with the desk keys to exactly what
 //! was typed and attached (with WebAssembly and without it), replies are shown only when
-//! their signatures verify, and a manifest for another origin or with a key that is not
-//! signed stops the page before it seals anything.
+//! their signatures verify under the manifest in force on their day (so a key rotation
+//! does not turn earlier replies into warnings), and a manifest for another origin or with
+//! a key that is not signed stops the page before it seals anything.
 //!
 //! The browser is driven by `web/tests/drive.mjs` (playwright-core); `./tests/run.sh`
 //! installs Chromium and the npm packages first. Screenshots go to
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use peluit_proto::day::Day;
 use peluit_proto::envelope::{open_follow_up, open_report, seal_report};
 use peluit_proto::ids::{InstitutionId, MessageId};
 use peluit_proto::keys::{SealIdentity, SigningKey};
@@ -26,8 +28,10 @@ use peluit_proto::seal::StreamOpener;
 use peluit_proto::wordlist::Language;
 use peluit_server::config::{Institution, Limits};
 use peluit_server::state::today;
+use peluit_server::tokens::IssuedToken;
 use peluit_store::{
     CiphertextStore, ManifestBytes, NewReply, SealedMailboxMessage, SealedReplyBytes, SledStore,
+    TokenHash,
 };
 use serde_json::{Value, json};
 
@@ -348,11 +352,28 @@ fn sealed_reply(
     text: &str,
     signer: &SigningKey,
 ) -> Vec<u8> {
-    let keys = receipt.derive(&page.id);
+    sealed_reply_under(
+        &page.manifest,
+        (case, receipt, seq, today()),
+        kind,
+        text,
+        signer,
+    )
+}
+
+/// A reply to `case` written on `date`, sealed to the reporter and `manifest`'s recipients.
+fn sealed_reply_under(
+    manifest: &VerifiedManifest,
+    (case, receipt, seq, date): (peluit_proto::ids::CaseId, &Receipt, u32, Day),
+    kind: ReplyKind,
+    text: &str,
+    signer: &SigningKey,
+) -> Vec<u8> {
+    let keys = receipt.derive(manifest.institution_id());
     let reply = Reply {
         case,
         seq,
-        date: today(),
+        date,
         kind,
         text: text.to_owned(),
         attachments: vec![],
@@ -361,12 +382,143 @@ fn sealed_reply(
         &reply,
         &keys.reply_recipient(),
         &keys.mailbox_public_key(),
-        &page.id,
-        &page.manifest.seal_recipients(),
+        manifest.institution_id(),
+        &manifest.seal_recipients(),
         signer,
     )
     .unwrap()
     .to_json()
+}
+
+fn mailbox_entry(seq: u32, day: Day) -> Value {
+    json!({"seq": seq, "id": MessageId::random().to_string(), "kind": "reply",
+        "day": day.to_string(), "len": 1})
+}
+
+#[test]
+fn replies_signed_before_a_key_rotation_stay_verified_after_it() {
+    let page = start();
+    let (case, receipt) = submit_case(&page);
+    let yesterday = Day::from_unix_seconds((today().days_since_epoch() - 1) * 86_400).unwrap();
+    // Written yesterday under serial 1 (valid from yesterday) with Ani's first key.
+    let before = sealed_reply_under(
+        &page.manifest,
+        (case, &receipt, 1, yesterday),
+        ReplyKind::Message,
+        "Laporan Anda sudah kami terima.",
+        &page.reply_key,
+    );
+
+    // Today the inspectorate rotates Ani's keys and publishes serial 2 through the API.
+    let (desk_after, reply_key_after) = (SealIdentity::generate(), SigningKey::generate());
+    let mut rotated = manifest_for(&page.base, &desk_after, &page.escrow, &reply_key_after);
+    rotated.serial = 2;
+    rotated.valid_from = today();
+    let rotated = rotated.sign(&page.manifest_key);
+    let token = IssuedToken::generate();
+    page.store
+        .put_token_hash(
+            &page.id,
+            TokenHash::from_bytes(token.hash()),
+            "desk",
+            today(),
+        )
+        .unwrap();
+    let api = format!("{}/api/v1/institutions/{INSTITUTION}", page.base);
+    let published = reqwest::blocking::Client::new()
+        .post(format!("{api}/manifests"))
+        .bearer_auth(token.expose_secret())
+        .body(rotated.to_json())
+        .send()
+        .unwrap();
+    assert_eq!(published.status(), 201);
+    let mut policy = VerifyPolicy::new(page.manifest_key.verifying_key(), today());
+    policy.origin = Some(page.base.clone());
+    let rotated = rotated.verify(&policy).unwrap();
+    let after = sealed_reply_under(
+        &rotated,
+        (case, &receipt, 2, today()),
+        ReplyKind::Status(Status::InReview),
+        "",
+        &reply_key_after,
+    );
+    page.store
+        .add_replies(
+            &page.id,
+            [(yesterday, before), (today(), after)]
+                .into_iter()
+                .map(|(day, reply)| NewReply {
+                    case,
+                    id: MessageId::random(),
+                    day,
+                    reply: SealedReplyBytes::new(reply),
+                })
+                .collect(),
+        )
+        .unwrap();
+    // Through a compromised server only: a reply signed by a key never listed, and one
+    // signed today with the key the rotation dropped (serial 1 is still within its
+    // validity, but serial 2 speaks for today).
+    let never_listed = sealed_reply_under(
+        &rotated,
+        (case, &receipt, 3, today()),
+        ReplyKind::Message,
+        "Kirim KTP Anda ke nomor ini.",
+        &SigningKey::generate(),
+    );
+    let dropped = sealed_reply_under(
+        &page.manifest,
+        (case, &receipt, 4, today()),
+        ReplyKind::Message,
+        "Kasus ditutup, hapus bukti Anda.",
+        &page.reply_key,
+    );
+    let listing = json!({"case": case.to_string(), "messages": [
+        mailbox_entry(1, yesterday), mailbox_entry(2, today()),
+        mailbox_entry(3, today()), mailbox_entry(4, today()),
+    ]});
+    let observed = drive(json!({
+        "kind": "follow-up",
+        "name": "rotation",
+        "url": format!("{}/", page.base),
+        "screenshots": screenshots(),
+        "receipt": receipt.words(Language::Id).to_string(),
+        "routes": [
+            {"url": format!("{api}/mailbox/messages"), "body": listing.to_string()},
+            {"url": format!("{api}/mailbox/messages/3"), "body": String::from_utf8(never_listed).unwrap()},
+            {"url": format!("{api}/mailbox/messages/4"), "body": String::from_utf8(dropped).unwrap()},
+        ],
+    }));
+    assert!(observed["error"].is_null(), "{}", observed["error"]);
+    assert_clean(&observed, &page.base);
+    assert!(
+        observed["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|url| url.as_str() == Some(&format!("{api}/manifests"))),
+        "the page fetched the manifest history"
+    );
+    let shown = observed["messages"].to_string();
+    assert!(
+        shown.contains("Laporan Anda sudah kami terima.") && shown.contains(&yesterday.to_string()),
+        "the reply from before the rotation is shown: {shown}"
+    );
+    assert!(shown.contains("investigator:ani"), "{shown}");
+    assert_eq!(
+        observed["status"], "Status: sedang ditelaah.",
+        "the status change signed with the new key is shown"
+    );
+    assert!(
+        !shown.contains("KTP") && !shown.contains("hapus bukti"),
+        "neither forged reply is shown: {shown}"
+    );
+    assert_eq!(observed["warnings"].as_array().unwrap().len(), 1, "{shown}");
+    assert_eq!(
+        observed["messages"].as_array().unwrap().len(),
+        3,
+        "two verified replies and one warning: {shown}"
+    );
 }
 
 #[test]

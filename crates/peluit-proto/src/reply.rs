@@ -14,7 +14,7 @@ use crate::header;
 use crate::ids::{CaseId, InstitutionId};
 use crate::keys::{SealIdentity, SealRecipient, SignContext, Signature, SigningKey, VerifyingKey};
 use crate::limits::{MAX_ANSWER_LEN, MAX_ATTACHMENTS, MAX_REPLY_LEN, MAX_SHORT_TEXT};
-use crate::manifest::VerifiedManifest;
+use crate::manifest::{self, SignedManifest, VerifiedManifest, VerifyPolicy};
 use crate::seal;
 use crate::{Error, Result};
 
@@ -796,6 +796,87 @@ pub fn open_reply_with_manifest(
     open_reply(sealed, identity, &manifest.reply_signing_keys())
 }
 
+/// An institution's published manifests, verified as one history under the pinned key
+/// and ending with the manifest the caller already verified: what a page checks replies
+/// against, so that a reply written before a key rotation stays genuine after it
+/// (docs/protocol.md#reply, "Which manifest").
+#[derive(Clone, Debug)]
+pub struct ManifestHistory {
+    /// Oldest first; serials strictly increase.
+    entries: Vec<VerifiedManifest>,
+}
+
+impl ManifestHistory {
+    /// Verifies `history` (oldest first) as a whole: every entry is signed by the pinned
+    /// key of `policy` and serials strictly increase (docs/protocol.md#manifest,
+    /// "History"); every entry keeps the manifest rules, names `current`'s institution
+    /// and lists `policy`'s origin, if any; the newest entry verifies under `policy` and
+    /// is `current` byte for byte. One entry that fails refuses the whole history.
+    pub fn verify(
+        history: &[SignedManifest],
+        current: &VerifiedManifest,
+        policy: &VerifyPolicy,
+    ) -> Result<Self> {
+        let newest = manifest::verify_history(history, policy)?;
+        // The page verified the current manifest on its own; a history that ends
+        // elsewhere is not the one the server serves. docs/protocol.md#reply
+        if newest.manifest_sha256() != current.manifest_sha256() {
+            return Err(Error::IntegrityFailed(
+                "the manifest history does not end with the current manifest",
+            ));
+        }
+        let mut entries = Vec::with_capacity(history.len());
+        for signed in &history[..history.len() - 1] {
+            // An older manifest may have expired: its dates are checked against the
+            // replies it vouches for, not against today. Signature, rules and origin
+            // still hold. docs/protocol.md#reply
+            let mut then = VerifyPolicy::new(policy.manifest_key, signed.manifest().valid_from);
+            then.origin.clone_from(&policy.origin);
+            let verified = signed.verify(&then)?;
+            if verified.institution_id() != current.institution_id() {
+                return Err(Error::IntegrityFailed(
+                    "the manifest history names another institution",
+                ));
+            }
+            entries.push(verified);
+        }
+        entries.push(newest);
+        Ok(Self { entries })
+    }
+
+    /// The manifest in force on `day`: of the manifests whose first day is not after
+    /// `day`, the one with the highest serial, if `day` is within its validity. A
+    /// manifest supersedes every older one from its first day on, for good: a key it
+    /// dropped never signs for a later day again, even where an older manifest's
+    /// validity would still cover it. docs/protocol.md#reply
+    pub fn in_force_on(&self, day: Day) -> Option<&VerifiedManifest> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|m| m.manifest().valid_from <= day)
+            .filter(|m| day <= m.manifest().valid_until)
+    }
+
+    /// The verified manifests, oldest first.
+    pub fn entries(&self) -> &[VerifiedManifest] {
+        &self.entries
+    }
+}
+
+/// Verifies a reply against the manifest that was in force on its signed day
+/// ([`ManifestHistory::in_force_on`]) and opens it with `identity`; answers the reply and
+/// that manifest (which names the signer). A day no manifest covers, or a signer that
+/// manifest does not list, is a bad signature. docs/protocol.md#reply
+pub fn open_reply_with_history<'h>(
+    sealed: &SealedReply,
+    identity: &SealIdentity,
+    history: &'h ManifestHistory,
+) -> Result<(Reply, &'h VerifiedManifest)> {
+    let manifest = history.in_force_on(sealed.day).ok_or(Error::BadSignature)?;
+    let reply = open_reply_with_manifest(sealed, identity, manifest)?;
+    Ok((reply, manifest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1162,6 +1243,316 @@ mod tests {
             text.replacen('{', "{ ", 1),
         ] {
             assert!(parse_reply_plaintext(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    mod history {
+        use super::*;
+        use crate::manifest::{
+            FormDefinition, Institution, MANIFEST_VERSION, Manifest, ManifestKey, Purpose,
+            Rejection,
+        };
+
+        const ORIGIN: &str = "https://lapor.contoh.go.id";
+
+        fn day(text: &str) -> Day {
+            text.parse().unwrap()
+        }
+
+        /// One investigator's keys as a manifest lists them.
+        struct Investigator {
+            seal: SealIdentity,
+            signer: SigningKey,
+        }
+
+        fn investigator() -> Investigator {
+            Investigator {
+                seal: SealIdentity::generate(),
+                signer: SigningKey::generate(),
+            }
+        }
+
+        struct Inspectorate {
+            manifest_key: SigningKey,
+            escrow: SealIdentity,
+            reporter: SealIdentity,
+            mailbox: SigningKey,
+        }
+
+        fn inspectorate() -> Inspectorate {
+            Inspectorate {
+                manifest_key: SigningKey::generate(),
+                escrow: SealIdentity::generate(),
+                reporter: SealIdentity::generate(),
+                mailbox: SigningKey::generate(),
+            }
+        }
+
+        fn manifest(
+            i: &Inspectorate,
+            serial: u64,
+            valid: (&str, &str),
+            ani: &Investigator,
+        ) -> Manifest {
+            let key = |holder: &str, purpose, public: String| ManifestKey {
+                holder: holder.into(),
+                purpose,
+                public,
+            };
+            Manifest {
+                version: MANIFEST_VERSION,
+                institution: Institution {
+                    id: "itjen-contoh".parse().unwrap(),
+                    name: "Inspektorat Contoh".into(),
+                },
+                origins: vec![ORIGIN.into()],
+                serial,
+                valid_from: day(valid.0),
+                valid_until: day(valid.1),
+                keys: vec![
+                    key(
+                        "investigator:ani",
+                        Purpose::Seal,
+                        ani.seal.recipient().to_string(),
+                    ),
+                    key(
+                        "investigator:ani",
+                        Purpose::ReplySigning,
+                        ani.signer.verifying_key().to_string(),
+                    ),
+                    key(
+                        "escrow",
+                        Purpose::EscrowSeal,
+                        i.escrow.recipient().to_string(),
+                    ),
+                ],
+                form: FormDefinition::kws_default(),
+            }
+        }
+
+        fn policy(i: &Inspectorate, today: &str) -> VerifyPolicy {
+            let mut policy = VerifyPolicy::new(i.manifest_key.verifying_key(), day(today));
+            policy.origin = Some(ORIGIN.into());
+            policy
+        }
+
+        /// Verifies `history` as a page would on `today`: the newest entry first, alone,
+        /// then the whole history against it.
+        fn verify(
+            i: &Inspectorate,
+            history: &[SignedManifest],
+            today: &str,
+        ) -> Result<ManifestHistory> {
+            let current = history.last().unwrap().verify(&policy(i, today))?;
+            ManifestHistory::verify(history, &current, &policy(i, today))
+        }
+
+        /// A reply written on `date` by `by` under `manifest` (its recipients and keys).
+        fn reply(
+            i: &Inspectorate,
+            manifest: &VerifiedManifest,
+            by: &SigningKey,
+            seq: u32,
+            date: &str,
+        ) -> SealedReply {
+            let mut reply = message(CaseId::from_bytes([9; 16]));
+            reply.seq = seq;
+            reply.date = day(date);
+            seal_reply(
+                &reply,
+                &i.reporter.recipient(),
+                &i.mailbox.verifying_key(),
+                manifest.institution_id(),
+                &manifest.seal_recipients(),
+                by,
+            )
+            .unwrap()
+        }
+
+        /// Serial 1 from January with Ani's first keys; on 2026-06-01 serial 2 rotates
+        /// them (her first signing key may have been stolen).
+        fn rotation() -> (
+            Inspectorate,
+            Investigator,
+            Investigator,
+            Vec<SignedManifest>,
+        ) {
+            let i = inspectorate();
+            let (before, after) = (investigator(), investigator());
+            let history = vec![
+                manifest(&i, 1, ("2026-01-01", "2026-12-31"), &before).sign(&i.manifest_key),
+                manifest(&i, 2, ("2026-06-01", "2027-05-31"), &after).sign(&i.manifest_key),
+            ];
+            (i, before, after, history)
+        }
+
+        fn verified(i: &Inspectorate, signed: &SignedManifest) -> VerifiedManifest {
+            signed
+                .verify(&VerifyPolicy::new(
+                    i.manifest_key.verifying_key(),
+                    signed.manifest().valid_from,
+                ))
+                .unwrap()
+        }
+
+        #[test]
+        fn a_reply_from_before_a_rotation_still_verifies_after_it() {
+            let (i, before, after, signed) = rotation();
+            let history = verify(&i, &signed, "2026-07-15").unwrap();
+            assert_eq!(history.entries().len(), 2);
+            let (m1, m2) = (verified(&i, &signed[0]), verified(&i, &signed[1]));
+            let old = reply(&i, &m1, &before.signer, 1, "2026-05-31");
+            // The current manifest alone calls it forged: that is what misled reporters.
+            assert!(matches!(
+                open_reply_with_manifest(&old, &i.reporter, &m2),
+                Err(Error::BadSignature)
+            ));
+            let (opened, under) = open_reply_with_history(&old, &i.reporter, &history).unwrap();
+            assert_eq!((opened.seq, under.serial()), (1, 1));
+            assert_eq!(
+                under.reply_signer_holder(old.signer()),
+                Some("investigator:ani")
+            );
+            let new = reply(&i, &m2, &after.signer, 2, "2026-06-01");
+            let (opened, under) = open_reply_with_history(&new, &i.reporter, &history).unwrap();
+            assert_eq!((opened.seq, under.serial()), (2, 2));
+            // Every reader of the record copy still opens both.
+            open_reply_with_history(&old, &before.seal, &history).unwrap();
+            open_reply_with_history(&new, &after.seal, &history).unwrap();
+        }
+
+        #[test]
+        fn a_removed_key_is_refused_for_any_day_after_the_rotation() {
+            let (i, before, after, signed) = rotation();
+            let history = verify(&i, &signed, "2026-07-15").unwrap();
+            let (m1, m2) = (verified(&i, &signed[0]), verified(&i, &signed[1]));
+            // Serial 1 is valid until December, but from June serial 2 speaks: a reply
+            // signed with the dropped key and dated on or after the rotation is refused,
+            // whichever recipients it was sealed to.
+            for date in ["2026-06-01", "2026-07-14", "2026-12-31"] {
+                for sealed_under in [&m1, &m2] {
+                    let forged = reply(&i, sealed_under, &before.signer, 7, date);
+                    assert!(
+                        matches!(
+                            open_reply_with_history(&forged, &i.reporter, &history),
+                            Err(Error::BadSignature)
+                        ),
+                        "{date}"
+                    );
+                }
+            }
+            // The new key did not speak before its manifest.
+            let early = reply(&i, &m2, &after.signer, 1, "2026-05-31");
+            assert!(matches!(
+                open_reply_with_history(&early, &i.reporter, &history),
+                Err(Error::BadSignature)
+            ));
+            // No manifest covers a day before the first or after the newest's validity.
+            for date in ["2025-12-31", "2027-06-01"] {
+                let stray = reply(&i, &m2, &after.signer, 1, date);
+                assert!(matches!(
+                    open_reply_with_history(&stray, &i.reporter, &history),
+                    Err(Error::BadSignature)
+                ));
+            }
+            // A reply under the right manifest but sealed to other recipients is refused.
+            let mut early = message(CaseId::from_bytes([9; 16]));
+            early.date = day("2026-03-01");
+            let fewer = seal_reply(
+                &early,
+                &i.reporter.recipient(),
+                &i.mailbox.verifying_key(),
+                m1.institution_id(),
+                &m1.seal_recipients()[..1],
+                &before.signer,
+            )
+            .unwrap();
+            assert!(matches!(
+                open_reply_with_history(&fewer, &i.reporter, &history),
+                Err(Error::WrongRecipients(_))
+            ));
+        }
+
+        #[test]
+        fn a_dropped_key_does_not_return_when_a_later_manifest_lapses() {
+            // Serial 2 drops the key for two months; serial 3 starts only in October.
+            // In between, serial 1's validity still covers the day, yet serial 2 has
+            // superseded it: nothing is in force, so nothing verifies.
+            let i = inspectorate();
+            let (before, after) = (investigator(), investigator());
+            let signed = vec![
+                manifest(&i, 1, ("2026-01-01", "2026-12-31"), &before).sign(&i.manifest_key),
+                manifest(&i, 2, ("2026-06-01", "2026-07-31"), &after).sign(&i.manifest_key),
+                manifest(&i, 3, ("2026-10-01", "2027-09-30"), &after).sign(&i.manifest_key),
+            ];
+            let history = verify(&i, &signed, "2026-10-02").unwrap();
+            let m1 = verified(&i, &signed[0]);
+            let gap = reply(&i, &m1, &before.signer, 4, "2026-08-15");
+            assert!(matches!(
+                open_reply_with_history(&gap, &i.reporter, &history),
+                Err(Error::BadSignature)
+            ));
+            assert!(history.in_force_on(day("2026-08-15")).is_none());
+            assert_eq!(
+                history.in_force_on(day("2026-07-31")).map(|m| m.serial()),
+                Some(2)
+            );
+        }
+
+        #[test]
+        fn a_history_with_one_bad_entry_is_refused_whole() {
+            let (i, before, _, signed) = rotation();
+            let today = "2026-07-15";
+            let rejection = |history: &[SignedManifest]| {
+                let current = signed[1].verify(&policy(&i, today)).unwrap();
+                match ManifestHistory::verify(history, &current, &policy(&i, today)) {
+                    Err(Error::ManifestRejected(rejection)) => rejection.code(),
+                    other => panic!("{other:?}"),
+                }
+            };
+            // An older entry signed by a key other than the pinned one.
+            let foreign = manifest(&i, 1, ("2026-01-01", "2026-12-31"), &before)
+                .sign(&SigningKey::generate());
+            assert_eq!(rejection(&[foreign, signed[1].clone()]), "bad-signature");
+            // Serials going backwards, or repeating.
+            let three =
+                manifest(&i, 3, ("2026-01-01", "2026-12-31"), &before).sign(&i.manifest_key);
+            assert_eq!(rejection(&[three, signed[1].clone()]), "serial-rollback");
+            let again =
+                manifest(&i, 2, ("2026-01-01", "2026-12-31"), &before).sign(&i.manifest_key);
+            assert_eq!(rejection(&[again, signed[1].clone()]), "serial-reused");
+            // An older entry for another origin.
+            let mut elsewhere = manifest(&i, 1, ("2026-01-01", "2026-12-31"), &before);
+            elsewhere.origins = vec!["https://lapor.lain.go.id".into()];
+            assert_eq!(
+                rejection(&[elsewhere.sign(&i.manifest_key), signed[1].clone()]),
+                "origin-not-listed"
+            );
+            assert_eq!(rejection(&[]), "empty-history");
+
+            let current = signed[1].verify(&policy(&i, today)).unwrap();
+            // An older entry for another institution, signed by the same key.
+            let mut other = manifest(&i, 1, ("2026-01-01", "2026-12-31"), &before);
+            other.institution.id = "itjen-lain".parse().unwrap();
+            assert!(matches!(
+                ManifestHistory::verify(
+                    &[other.sign(&i.manifest_key), signed[1].clone()],
+                    &current,
+                    &policy(&i, today)
+                ),
+                Err(Error::IntegrityFailed(_))
+            ));
+            // A history that stops before the current manifest.
+            assert!(matches!(
+                ManifestHistory::verify(&signed[..1], &current, &policy(&i, today)),
+                Err(Error::IntegrityFailed(_))
+            ));
+            // A newest entry that no longer verifies today.
+            assert!(matches!(
+                ManifestHistory::verify(&signed, &current, &policy(&i, "2027-06-01")),
+                Err(Error::ManifestRejected(Rejection::Expired { .. }))
+            ));
+            ManifestHistory::verify(&signed, &current, &policy(&i, today)).unwrap();
         }
     }
 }

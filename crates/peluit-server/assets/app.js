@@ -468,8 +468,23 @@ async function openMailbox() {
   });
   if (!session.ok) throw { status: session.status, code: "session" };
   state.mailboxSession = (await session.json()).session;
+  await verifyHistory();
   await renderMailbox();
   show("mailbox");
+}
+
+// Replies are checked against the manifest that was in force on their day, so the module
+// needs every published manifest (docs/protocol.md#reply-manifest). A history that cannot
+// be fetched or does not verify leaves the module without one: no reply verifies, and the
+// warning takes their place.
+async function verifyHistory() {
+  try {
+    const response = await fetch(`${API}/${state.institution.id}/manifests`, {
+      credentials: "omit", cache: "no-store",
+    });
+    if (!response.ok) return;
+    await op("VerifyHistory", { manifests: await response.text() });
+  } catch (_) { /* replies will not verify; the warning says so */ }
 }
 
 async function renderMailbox() {

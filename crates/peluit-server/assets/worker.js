@@ -6,7 +6,7 @@
 const OP = {
   VerifyManifest: 1, NewReceipt: 2, OpenReceipt: 3, AttachmentBegin: 4,
   AttachmentPush: 5, AttachmentTail: 6, AttachmentEnd: 7, SealReport: 8, MintStamp: 9,
-  AnswerChallenge: 10, OpenReply: 11, SealFollowUp: 12, Forget: 13,
+  AnswerChallenge: 10, OpenReply: 11, SealFollowUp: 12, Forget: 13, VerifyHistory: 14,
 };
 // Sealed bytes per upload request; memory stays near this whatever the file size.
 const UPLOAD_BATCH = 8 << 20;

@@ -21,6 +21,11 @@ impl WebError {
         Self::plain("no_manifest", "no verified manifest yet")
     }
 
+    /// A reply came before the manifest history it is checked against.
+    pub fn no_history() -> Self {
+        Self::plain("no_history", "no verified manifest history yet")
+    }
+
     /// A call that needs the reporter's keys came before a receipt.
     pub fn no_receipt() -> Self {
         Self::plain("no_receipt", "no receipt opened yet")

@@ -16,7 +16,7 @@ use peluit_proto::keys::VerifyingKey;
 use peluit_proto::manifest::{FormDefinition, SignedManifest, VerifiedManifest, VerifyPolicy};
 use peluit_proto::pow::Stamp;
 use peluit_proto::receipt::{Receipt, ReporterKeys};
-use peluit_proto::reply::{self, ReplyKind, SealedReply};
+use peluit_proto::reply::{self, ManifestHistory, ReplyKind, SealedReply};
 use peluit_proto::seal::StreamSealer;
 use peluit_proto::wordlist::Language;
 use peluit_proto::{Error, manifest};
@@ -51,12 +51,14 @@ pub enum Op {
     MintStamp = 9,
     /// Sign the server's mailbox challenge with the mailbox key.
     AnswerChallenge = 10,
-    /// Verify a sealed reply against the manifest, then open it.
+    /// Verify a sealed reply against the manifest in force on its day, then open it.
     OpenReply = 11,
     /// Seal and sign a follow-up.
     SealFollowUp = 12,
     /// Drop the reporter's keys and every sealer.
     Forget = 13,
+    /// Verify the institution's manifest history and keep it for [`Op::OpenReply`].
+    VerifyHistory = 14,
 }
 
 impl Op {
@@ -77,6 +79,7 @@ impl Op {
             OpenReply,
             SealFollowUp,
             Forget,
+            VerifyHistory,
         ]
         .into_iter()
         .find(|op| *op as u32 == code)
@@ -88,6 +91,9 @@ impl Op {
 #[derive(Debug, Default)]
 pub struct Session {
     manifest: Option<VerifiedManifest>,
+    /// The policy the manifest was verified under: the history is verified under it too.
+    policy: Option<VerifyPolicy>,
+    history: Option<ManifestHistory>,
     keys: Option<ReporterKeys>,
     sealers: BTreeMap<u32, StreamSealer>,
     next_handle: u32,
@@ -112,6 +118,7 @@ impl Session {
             Op::AnswerChallenge => json_out(&self.answer_challenge(parse(input)?)?),
             Op::OpenReply => json_out(&self.open_reply(parse(input)?)?),
             Op::SealFollowUp => json_out(&self.seal_follow_up(parse(input)?)?),
+            Op::VerifyHistory => json_out(&self.verify_history(parse(input)?)?),
             Op::Forget => {
                 self.keys = None;
                 self.sealers.clear();
@@ -135,6 +142,8 @@ impl Session {
         policy.origin = Some(request.origin);
         // A page that cannot verify its manifest seals nothing: forget any earlier one.
         self.manifest = None;
+        self.policy = None;
+        self.history = None;
         self.keys = None;
         let verified = SignedManifest::from_json(request.manifest.as_bytes())?.verify(&policy)?;
         let summary = ManifestSummary {
@@ -151,6 +160,22 @@ impl Session {
             form: verified.form().clone(),
         };
         self.manifest = Some(verified);
+        self.policy = Some(policy);
+        Ok(summary)
+    }
+
+    fn verify_history(&mut self, request: HistoryText) -> Result<HistorySummary, WebError> {
+        let manifest = self.manifest()?;
+        let policy = self.policy.as_ref().ok_or_else(WebError::no_manifest)?;
+        let history = split_history(request.manifests.as_bytes())?
+            .into_iter()
+            .map(SignedManifest::from_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        let history = ManifestHistory::verify(&history, manifest, policy)?;
+        let summary = HistorySummary {
+            serials: history.entries().iter().map(|m| m.serial()).collect(),
+        };
+        self.history = Some(history);
         Ok(summary)
     }
 
@@ -272,7 +297,7 @@ impl Session {
     }
 
     fn open_reply(&mut self, request: ReplyText) -> Result<OpenedReply, WebError> {
-        let manifest = self.manifest()?;
+        let history = self.history.as_ref().ok_or_else(WebError::no_history)?;
         let keys = self.keys()?;
         let sealed = SealedReply::from_json(request.reply.as_bytes())?;
         // A reply is shown only in the mailbox it was signed for. docs/protocol.md#reply
@@ -281,7 +306,11 @@ impl Session {
                 "reply addressed to another mailbox",
             )));
         }
-        let reply = reply::open_reply_with_manifest(&sealed, keys.reply_identity(), manifest)?;
+        // Checked against the manifest in force on the reply's day, so that a reply
+        // written before a key rotation stays genuine and a dropped key never signs for a
+        // later day. docs/protocol.md#reply
+        let (reply, manifest) =
+            reply::open_reply_with_history(&sealed, keys.reply_identity(), history)?;
         let (kind, status) = match reply.kind {
             ReplyKind::Message => ("message", None),
             ReplyKind::Status(status) => ("status", Some(status.as_str())),
@@ -328,6 +357,34 @@ impl Session {
             message: b64(sealed.as_bytes()),
             signature: b64(&signature.to_bytes()),
         })
+    }
+}
+
+/// The signed documents of a `GET …/manifests` body (`{"manifests":[DOC,…]}`, docs/api.md),
+/// each exactly as served: they are parsed as canonical documents, so they must not be
+/// re-encoded on the way.
+fn split_history(body: &[u8]) -> Result<Vec<&[u8]>, WebError> {
+    let unreadable = || WebError::bad_request("manifest history");
+    let mut rest = body
+        .strip_prefix(b"{\"manifests\":[")
+        .ok_or_else(unreadable)?;
+    let mut documents = Vec::new();
+    if rest == b"]}" {
+        return Ok(documents);
+    }
+    loop {
+        // One JSON value and where it ends; the manifest parser checks it in full.
+        let mut values =
+            serde_json::Deserializer::from_slice(rest).into_iter::<serde::de::IgnoredAny>();
+        if !matches!(values.next(), Some(Ok(_))) {
+            return Err(unreadable());
+        }
+        let (document, after) = rest.split_at(values.byte_offset());
+        documents.push(document);
+        if after == b"]}" {
+            return Ok(documents);
+        }
+        rest = after.strip_prefix(b",").ok_or_else(unreadable)?;
     }
 }
 
@@ -498,6 +555,17 @@ struct ResponseText {
 #[serde(deny_unknown_fields)]
 struct ReplyText {
     reply: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryText {
+    manifests: String,
+}
+
+#[derive(Serialize)]
+struct HistorySummary {
+    serials: Vec<u64>,
 }
 
 #[derive(Serialize, Zeroize, ZeroizeOnDrop)]

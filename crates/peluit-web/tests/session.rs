@@ -1,14 +1,19 @@
 //! The page's operations natively, through the same JSON the page sends: a whole report
-//! opens on the desk, and every out-of-order or malformed call is refused with its code
-//! while the session keeps working.
+//! opens on the desk, replies verify against the manifest in force on their day across a
+//! key rotation, and every out-of-order or malformed call is refused with its code while
+//! the session keeps working.
 #![allow(clippy::unwrap_used)]
 
 use peluit_proto::day::Day;
 use peluit_proto::envelope::open_report;
+use peluit_proto::ids::CaseId;
 use peluit_proto::keys::{SealIdentity, SigningKey};
 use peluit_proto::manifest::{
-    FormDefinition, Institution, Manifest, ManifestKey, Purpose, SignedManifest,
+    FormDefinition, Institution, Manifest, ManifestKey, Purpose, SignedManifest, VerifiedManifest,
+    VerifyPolicy,
 };
+use peluit_proto::receipt::Receipt;
+use peluit_proto::reply::{Reply, ReplyKind, seal_reply};
 use peluit_proto::seal::open_padded;
 use peluit_web::{Op, Session, WebError};
 use serde_json::{Value, json};
@@ -25,7 +30,19 @@ struct Desk {
 fn desk() -> Desk {
     let (seal, escrow) = (SealIdentity::generate(), SealIdentity::generate());
     let (reply, manifest_key) = (SigningKey::generate(), SigningKey::generate());
-    let manifest = Manifest {
+    let manifest = manifest(&seal, &escrow, &reply);
+    let signed = manifest.sign(&manifest_key);
+    Desk {
+        seal,
+        escrow,
+        manifest_key,
+        signed,
+    }
+}
+
+/// Serial 3, valid through 2026, with one investigator and the escrow.
+fn manifest(seal: &SealIdentity, escrow: &SealIdentity, reply: &SigningKey) -> Manifest {
+    Manifest {
         version: 1,
         institution: Institution {
             id: "inspektorat-uji".parse().unwrap(),
@@ -53,13 +70,6 @@ fn desk() -> Desk {
             },
         ],
         form: FormDefinition::kws_default(),
-    };
-    let signed = manifest.sign(&manifest_key);
-    Desk {
-        seal,
-        escrow,
-        manifest_key,
-        signed,
     }
 }
 
@@ -251,6 +261,20 @@ fn refusals_have_codes_and_leave_the_session_usable() {
     );
     assert_eq!(
         code(call(&mut session, Op::OpenReply, json!({"reply": "[]"}))),
+        "no_history"
+    );
+    let history = format!(
+        "{{\"manifests\":[{}]}}",
+        String::from_utf8(desk.signed.to_json()).unwrap()
+    );
+    call(
+        &mut session,
+        Op::VerifyHistory,
+        json!({ "manifests": history }),
+    )
+    .unwrap();
+    assert_eq!(
+        code(call(&mut session, Op::OpenReply, json!({"reply": "[]"}))),
         "malformed"
     );
     call(&mut session, Op::Forget, json!({})).unwrap();
@@ -264,5 +288,134 @@ fn refusals_have_codes_and_leave_the_session_usable() {
         )),
         "no_receipt"
     );
-    assert!(Op::from_code(0).is_none() && Op::from_code(14).is_none());
+    assert!(Op::from_code(0).is_none() && Op::from_code(15).is_none());
+}
+
+/// The body of `GET …/manifests`: the signed documents as served, oldest first.
+fn history_body(history: &[&SignedManifest]) -> String {
+    let documents: Vec<String> = history
+        .iter()
+        .map(|m| String::from_utf8(m.to_json()).unwrap())
+        .collect();
+    format!("{{\"manifests\":[{}]}}", documents.join(","))
+}
+
+#[test]
+fn replies_verify_under_the_manifest_in_force_on_their_day() {
+    // Serial 3 (all of 2026) and, from 2026-11-01, serial 4 with Ani's keys rotated.
+    let desk = desk();
+    let ani_before = SigningKey::generate();
+    let old = {
+        let mut m = manifest(&desk.seal, &desk.escrow, &ani_before);
+        m.valid_until = "2026-12-31".parse().unwrap();
+        m.sign(&desk.manifest_key)
+    };
+    let (seal_after, ani_after) = (SealIdentity::generate(), SigningKey::generate());
+    let new = {
+        let mut m = manifest(&seal_after, &desk.escrow, &ani_after);
+        m.serial = 4;
+        m.valid_from = "2026-11-01".parse().unwrap();
+        m.sign(&desk.manifest_key)
+    };
+    let current = Desk {
+        signed: new.clone(),
+        ..desk
+    };
+    let mut session = Session::default();
+    verify(&mut session, &current, ORIGIN).unwrap();
+    let words = call(&mut session, Op::NewReceipt, json!({"language": "id"})).unwrap();
+    let keys = Receipt::parse(words["words"].as_str().unwrap())
+        .unwrap()
+        .derive(&"inspektorat-uji".parse().unwrap());
+    let at = |signed: &SignedManifest| -> VerifiedManifest {
+        signed
+            .verify(&VerifyPolicy::new(
+                current.manifest_key.verifying_key(),
+                signed.manifest().valid_from,
+            ))
+            .unwrap()
+    };
+    let reply = |under: &SignedManifest, signer: &SigningKey, seq: u32, date: &str| {
+        let reply = Reply {
+            case: CaseId::from_bytes([5; 16]),
+            seq,
+            date: date.parse().unwrap(),
+            kind: ReplyKind::Message,
+            text: format!("balasan {seq}"),
+            attachments: vec![],
+        };
+        let under = at(under);
+        let sealed = seal_reply(
+            &reply,
+            &keys.reply_recipient(),
+            &keys.mailbox_public_key(),
+            under.institution_id(),
+            &under.seal_recipients(),
+            signer,
+        )
+        .unwrap();
+        json!({ "reply": String::from_utf8(sealed.to_json()).unwrap() })
+    };
+    let before = reply(&old, &ani_before, 1, "2026-10-31");
+    let after = reply(&new, &ani_after, 2, "2026-11-28");
+    let dropped = reply(&old, &ani_before, 3, "2026-11-28");
+    let code = |result: Result<Value, WebError>| result.unwrap_err().code;
+
+    // A history that does not verify is refused whole and keeps nothing.
+    let foreign = manifest(&SealIdentity::generate(), &current.escrow, &ani_before)
+        .sign(&SigningKey::generate());
+    for (body, refused) in [
+        (history_body(&[&foreign, &new]), "manifest_rejected"),
+        (history_body(&[&new, &old]), "manifest_rejected"),
+        (history_body(&[&old]), "not_authentic"),
+        (history_body(&[]), "manifest_rejected"),
+        (
+            history_body(&[&old, &new]).replace("},{", "}, {"),
+            "manifest_rejected",
+        ),
+        (
+            history_body(&[&old, &new]).replace("]}", "]"),
+            "bad_request",
+        ),
+        ("[]".into(), "bad_request"),
+    ] {
+        assert_eq!(
+            code(call(
+                &mut session,
+                Op::VerifyHistory,
+                json!({ "manifests": body })
+            )),
+            refused
+        );
+        assert_eq!(
+            code(call(&mut session, Op::OpenReply, before.clone())),
+            "no_history"
+        );
+    }
+
+    let answer = call(
+        &mut session,
+        Op::VerifyHistory,
+        json!({ "manifests": history_body(&[&old, &new]) }),
+    )
+    .unwrap();
+    assert_eq!(answer["serials"], json!([3, 4]));
+    for (request, seq) in [(&before, 1), (&after, 2)] {
+        let opened = call(&mut session, Op::OpenReply, request.clone()).unwrap();
+        assert_eq!(opened["seq"], seq);
+        assert_eq!(opened["text"], format!("balasan {seq}"));
+        assert_eq!(opened["signer"], "investigator:ani");
+    }
+    // The dropped key, dated after the rotation, is refused though serial 3 still covers
+    // the day.
+    assert_eq!(
+        code(call(&mut session, Op::OpenReply, dropped)),
+        "bad_signature"
+    );
+    // A new manifest check forgets the history it was verified against.
+    verify(&mut session, &current, ORIGIN).unwrap();
+    assert_eq!(
+        code(call(&mut session, Op::OpenReply, before)),
+        "no_history"
+    );
 }
