@@ -1,5 +1,5 @@
 //! Tower layers every response passes through: the header policy, the privacy-preserving
-//! request log, timeouts and the concurrency limit (docs/api.md#headers).
+//! request log, the concurrency limit, and timeouts (docs/api.md#headers).
 
 use std::time::Duration;
 
@@ -11,7 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -40,32 +39,38 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-frame-options", "DENY"),
 ];
 
-/// Adds the header policy to every response, errors and 404s included; it is the
-/// outermost layer so nothing inside can answer without it. Removes `Server` and
-/// `Set-Cookie` should any inner layer ever add them.
-pub fn with_security_headers(router: Router) -> Router {
-    let mut router = router.layer(middleware::from_fn(strip_identifying_headers));
-    for (name, value) in SECURITY_HEADERS {
-        router = router.layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
-    }
-    router
+/// Wraps the application in what every request passes through, in one layer (axum
+/// clones a route's whole layer stack per request, so each extra layer costs every
+/// request): outermost the header policy, so nothing inside can answer without it; then
+/// the server-wide concurrency limit; then the request log.
+pub fn with_outer_layers(router: Router, concurrency: usize) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(middleware::map_response(apply_header_policy))
+            .layer(GlobalConcurrencyLimitLayer::new(concurrency))
+            .layer(middleware::from_fn(log_request)),
+    )
 }
 
-async fn strip_identifying_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+/// Sets the header policy on a response, errors and 404s included, replacing any value an
+/// inner layer set, and removes `Server` and `Set-Cookie` should one ever add them.
+async fn apply_header_policy(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.remove(header::SERVER);
     headers.remove(header::SET_COOKIE);
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
     response
 }
 
 /// Logs one line per request: method, matched route template and status. Never the
 /// client address, the User-Agent, the Referer, the query string or the body; the log
 /// format carries no timestamp (see [`crate::logging`]).
-pub async fn log_request(request: Request, next: Next) -> Response {
+async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request
         .extensions()
@@ -92,9 +97,4 @@ pub fn with_request_timeout(router: Router, timeout: Duration) -> Router {
             }))
             .timeout(timeout),
     )
-}
-
-/// A server-wide limit on requests in progress; further requests wait their turn.
-pub fn with_concurrency_limit(router: Router, limit: usize) -> Router {
-    router.layer(GlobalConcurrencyLimitLayer::new(limit))
 }

@@ -19,7 +19,6 @@ pub mod token_requests;
 pub mod tokens;
 
 use axum::Router;
-use axum::middleware;
 
 pub use crate::config::{Config, Limits};
 pub use crate::error::{ApiError, ErrorCode};
@@ -33,10 +32,8 @@ pub fn router(state: AppState) -> Router {
     let app = api::v1::routes(&limits)
         .fallback(api::v1::no_such_endpoint)
         .method_not_allowed_fallback(api::v1::method_not_allowed)
-        .with_state(state)
-        .layer(middleware::from_fn(layers::log_request));
-    let app = layers::with_concurrency_limit(app, limits.concurrency);
-    layers::with_security_headers(app)
+        .with_state(state);
+    layers::with_outer_layers(app, limits.concurrency)
 }
 
 #[cfg(test)]
