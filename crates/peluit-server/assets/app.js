@@ -129,7 +129,8 @@ async function boot() {
     fail(t("net_error"));
     return;
   }
-  const wanted = params.get("institution");
+  // An institution's own address is /i/ID; /?institution=ID also names one.
+  const wanted = location.pathname.match(/^\/i\/([a-z0-9-]+)\/?$/)?.[1] ?? params.get("institution");
   const institution = list.institutions.find((i) => !wanted || i.id === wanted);
   if (!institution || institution.manifest_serial === null) {
     fail(t("manifest_missing"));

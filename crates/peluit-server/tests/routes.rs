@@ -185,7 +185,7 @@ async fn the_poster_names_the_manifest_addresses_and_fingerprint() {
     let manifest = server.state.institutions()[0].current().unwrap();
     for origin in &manifest.manifest().origins {
         assert!(
-            page.contains(&format!("<code>{origin}/</code>")),
+            page.contains(&format!("<code>{origin}/i/{INSTITUTION}</code>")),
             "{origin}"
         );
     }

@@ -47,7 +47,9 @@ pub async fn get_poster(
         .origins
         .iter()
         .map(|origin| {
-            let url = format!("{origin}/");
+            // The institution's own address: with several institutions on one server,
+            // `/` would open the first one's page.
+            let url = format!("{origin}/i/{}", manifest.manifest().institution.id);
             format!(
                 "<figure class=\"address\">{qr}<figcaption><code>{url}</code></figcaption></figure>\n",
                 qr = qr_svg(&url),

@@ -30,6 +30,7 @@ use crate::state::AppState;
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/"),
+    ("get", "/i/{institution}"),
     ("get", "/.well-known/peluit-bundle.json"),
     ("get", "/assets/{name}"),
     ("get", "/poster/{institution}"),
@@ -103,6 +104,10 @@ pub fn routes(limits: &Limits) -> Router<AppState> {
     Router::new()
         .route("/healthz", quick(get(health::get_healthz), t, small))
         .route("/", quick(get(crate::assets::get_index), t, small))
+        .route(
+            "/i/{institution}",
+            quick(get(crate::assets::get_index), t, small),
+        )
         .route(
             "/.well-known/peluit-bundle.json",
             quick(get(crate::assets::get_bundle_hashes), t, small),
