@@ -140,8 +140,12 @@ impl Server {
     }
 
     fn hangup(&self) {
+        self.signal("-HUP");
+    }
+
+    fn signal(&self, which: &str) {
         let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args([which, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -669,4 +673,28 @@ async fn tokens_issued_and_revoked_while_serving_apply_at_the_next_reload() {
     ]);
     assert!(listed.starts_with(&hash_c), "{listed}");
     assert_eq!(spooled(&data_dir).len(), 2);
+}
+
+/// A stop sent as soon as the server says it is serving ends it cleanly (exit status 0,
+/// `shutting down` in the log), for SIGTERM (systemd's stop) and SIGINT (Ctrl-C).
+#[test]
+fn a_stop_right_after_serving_is_a_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("peluit.toml");
+    let desk = Desk::new(1);
+    write_config(
+        &config,
+        &format!(
+            "{}{}",
+            head(&dir.path().join("store")),
+            institution_entry(A, A_NAME, &desk.manifest_key)
+        ),
+    );
+    for which in ["-TERM", "-INT"] {
+        let mut server = Server::start(&config);
+        server.signal(which);
+        let status = server.child.wait().unwrap();
+        assert!(status.success(), "{which}: {status}");
+        server.wait_for_line("shutting down", 1);
+    }
 }

@@ -97,7 +97,7 @@ pub enum TokenAction {
         #[arg(long)]
         label: String,
     },
-    /// List the institution's tokens (hash prefix, label, day issued).
+    /// List the institution's tokens (hash, day issued, label).
     List {
         #[command(flatten)]
         config: ConfigArgs,
@@ -105,7 +105,7 @@ pub enum TokenAction {
         #[arg(long)]
         institution: String,
     },
-    /// Revoke a token, given the token itself or its hash (hex, from `list --json`).
+    /// Revoke a token, given the token itself or its hash (hex, as `token list` prints it).
     Revoke {
         #[command(flatten)]
         config: ConfigArgs,

@@ -196,23 +196,21 @@ fn spool_dir(config: &Config) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGTERM and SIGINT handlers now, so that a signal sent as soon as the
+/// server says it is serving shuts it down cleanly instead of killing it; the future
+/// completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
 
 /// Reads the configuration again exactly as `serve` first read it (same file, same
@@ -244,8 +242,9 @@ async fn serve_with(
     .context("the start-up task failed")?;
     peluit_server::reload::spawn_on_hangup(reloader, reload)
         .context("cannot install the SIGHUP handler for configuration reloads")?;
-    // Logged once SIGHUP is handled, so a reload sent after this line never stops the
-    // server; the bound address, so that with port 0 the log names the port chosen.
+    let shutdown = shutdown_signal()?;
+    // Logged once every signal is handled, so a reload or stop sent after this line is
+    // never fatal; the bound address, so that with port 0 the log names the port chosen.
     let bound = listener
         .local_addr()
         .context("the listener has an address")?;
@@ -259,7 +258,7 @@ async fn serve_with(
         }
     }
     peluit_server::state::spawn_sweeper(state.clone());
-    peluit_server::serve(listener, state, shutdown_signal())
+    peluit_server::serve(listener, state, shutdown)
         .await
         .context("the server stopped with an error")
 }
