@@ -11,20 +11,16 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use peluit_proto::bundle::{BundleReader, FrameMeta};
-use peluit_proto::envelope::{Answer, AttachmentRef, Report, open_report, seal_report};
-use peluit_proto::ids::{CaseId, InstitutionId, UploadId};
+use peluit_proto::envelope::{AttachmentRef, Report, open_report};
+use peluit_proto::ids::{CaseId, InstitutionId};
 use peluit_proto::keys::{SealIdentity, SigningKey};
 use peluit_proto::manifest::{VerifiedManifest, VerifyPolicy};
-use peluit_proto::pow::Stamp;
-use peluit_proto::receipt::Receipt;
-use peluit_proto::seal::{StreamOpener, StreamSealer};
+use peluit_proto::seal::StreamOpener;
 use peluit_proto::sealed::SealedMessage;
-use peluit_proto::wordlist::Language;
 use peluit_server::config::{Institution, Limits};
 use peluit_server::state::today;
 use peluit_server::tokens::IssuedToken;
 use peluit_store::{CiphertextStore, ManifestBytes, SledStore, TokenHash};
-use serde_json::{Value, json};
 
 mod common;
 
@@ -125,90 +121,33 @@ fn api(base: &str, rest: &str) -> String {
     format!("{base}/api/v1/institutions/{INSTITUTION}{rest}")
 }
 
-/// Seals and uploads one attachment as the page does.
-fn upload(
-    http: &reqwest::blocking::Client,
-    base: &str,
-    manifest: &VerifiedManifest,
-    name: &str,
-    content: &[u8],
-) -> AttachmentRef {
-    let mut sealer = StreamSealer::new(&manifest.seal_recipients(), content.len() as u64).unwrap();
-    let mut sealed = sealer.take_output();
-    for chunk in content.chunks(65_536) {
-        sealed.extend(sealer.push(chunk).unwrap());
-    }
-    while let Some(tail) = sealer.next_tail().unwrap() {
-        sealed.extend(tail);
-    }
-    let created: Value = http
-        .post(api(base, "/uploads"))
-        .json(&json!({"version": 1, "sealed_size": sealed.len()}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let id = created["upload"].as_str().unwrap().to_owned();
-    let put = http
-        .put(api(base, &format!("/uploads/{id}?offset=0")))
-        .body(sealed)
-        .send()
-        .unwrap();
-    assert_eq!(put.status(), 200);
-    let done = http
-        .post(api(base, &format!("/uploads/{id}/complete")))
-        .send()
-        .unwrap();
-    assert_eq!(done.status(), 200);
-    AttachmentRef {
-        upload: id.parse().unwrap(),
-        name: name.to_owned(),
-        media_type: "application/octet-stream".to_owned(),
-        size: content.len() as u64,
-        sealed_sha256: sealer.sealed_sha256(),
-    }
-}
-
 /// Submits one report with its attachments as the page does; returns the case id.
 fn submit(base: &str, inspectorate: &Inspectorate, sent: &Sent) -> CaseId {
     let http = reqwest::blocking::Client::new();
-    let institution: InstitutionId = INSTITUTION.parse().unwrap();
-    let reporter = Receipt::generate().derive(&institution);
+    let api = api(base, "");
     let refs: Vec<AttachmentRef> = sent
         .files
         .iter()
-        .map(|(name, content)| upload(&http, base, &inspectorate.manifest, name, content))
+        .map(|(name, content)| {
+            common::upload_attachment(
+                &http,
+                &api,
+                &inspectorate.manifest,
+                name,
+                "application/octet-stream",
+                content,
+            )
+        })
         .collect();
-    let uploads: Vec<UploadId> = refs.iter().map(|r| r.upload).collect();
-    let report = Report {
-        institution,
-        language: Language::Id,
-        date: today(),
-        answers: vec![
-            Answer::new("category", "suap"),
-            Answer::new("what_happened", &sent.text),
-        ],
-        attachments: refs,
-        reply_to: reporter.reply_recipient(),
-        mailbox: reporter.mailbox_public_key(),
-    };
-    let envelope = seal_report(&report, &inspectorate.manifest).unwrap();
-    let stamp: Value =
-        serde_json::from_slice(&Stamp::mint(&envelope.sha256(), POW_BITS).to_json()).unwrap();
-    let answer = http
-        .post(api(base, "/reports"))
-        .json(&json!({
-            "version": 1,
-            "envelope": peluit_proto::encoding::b64(envelope.as_bytes()),
-            "attachments": uploads,
-            "mailbox_key": reporter.mailbox_public_key().to_string(),
-            "stamp": stamp,
-        }))
-        .send()
-        .unwrap();
-    assert_eq!(answer.status(), 201);
-    let body: Value = answer.json().unwrap();
-    body["case"].as_str().unwrap().parse().unwrap()
+    let (case, _) = common::submit_report(
+        &http,
+        &api,
+        &inspectorate.manifest,
+        &sent.text,
+        refs,
+        POW_BITS,
+    );
+    case.parse().unwrap()
 }
 
 /// Exports everything from the server and opens each case with the desk identity:

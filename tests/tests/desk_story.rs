@@ -14,14 +14,11 @@ use std::sync::Arc;
 use clap::Parser as _;
 use peluit_proto::auth::{Challenge, respond};
 use peluit_proto::bundle::{BundleHeader, BundleReader, BundleWriter, FrameMeta};
-use peluit_proto::envelope::{Answer, AttachmentRef, Report, seal_report};
-use peluit_proto::ids::{InstitutionId, UploadId};
+use peluit_proto::envelope::AttachmentRef;
+use peluit_proto::ids::InstitutionId;
 use peluit_proto::manifest::{SignedManifest, VerifiedManifest, VerifyPolicy};
-use peluit_proto::pow::Stamp;
-use peluit_proto::receipt::{Receipt, ReporterKeys};
+use peluit_proto::receipt::ReporterKeys;
 use peluit_proto::reply::{ReplyKind, SealedReply, Status, open_reply_with_manifest};
-use peluit_proto::seal::StreamSealer;
-use peluit_proto::wordlist::Language;
 use peluit_server::config::{Institution, Limits};
 use peluit_server::state::today;
 use peluit_server::tokens::IssuedToken;
@@ -89,82 +86,27 @@ impl Story {
 
     /// Seals and uploads one attachment like the page; returns its reference.
     fn upload(&self, name: &str, media_type: &str, content: &[u8]) -> AttachmentRef {
-        let mut sealer =
-            StreamSealer::new(&self.manifest.seal_recipients(), content.len() as u64).unwrap();
-        let mut sealed = sealer.take_output();
-        for chunk in content.chunks(65_536) {
-            sealed.extend(sealer.push(chunk).unwrap());
-        }
-        while let Some(tail) = sealer.next_tail().unwrap() {
-            sealed.extend(tail);
-        }
-        let created: Value = self
-            .http
-            .post(self.api("/uploads"))
-            .json(&json!({"version": 1, "sealed_size": sealed.len()}))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let id = created["upload"].as_str().unwrap().to_owned();
-        let put = self
-            .http
-            .put(self.api(&format!("/uploads/{id}?offset=0")))
-            .body(sealed)
-            .send()
-            .unwrap();
-        assert_eq!(put.status(), 200);
-        let done = self
-            .http
-            .post(self.api(&format!("/uploads/{id}/complete")))
-            .send()
-            .unwrap();
-        assert_eq!(done.status(), 200);
-        AttachmentRef {
-            upload: id.parse().unwrap(),
-            name: name.to_owned(),
-            media_type: media_type.to_owned(),
-            size: content.len() as u64,
-            sealed_sha256: sealer.sealed_sha256(),
-        }
+        common::upload_attachment(
+            &self.http,
+            &self.api(""),
+            &self.manifest,
+            name,
+            media_type,
+            content,
+        )
     }
 
     /// Submits a report like the page; returns the case id and the reporter's keys.
     fn submit(&self, text: &str, files: &[(&str, &str, &[u8])]) -> (String, ReporterKeys) {
-        let institution: InstitutionId = INSTITUTION.parse().unwrap();
-        let reporter = Receipt::generate().derive(&institution);
         let refs: Vec<AttachmentRef> = files.iter().map(|(n, m, c)| self.upload(n, m, c)).collect();
-        let uploads: Vec<UploadId> = refs.iter().map(|r| r.upload).collect();
-        let report = Report {
-            institution,
-            language: Language::Id,
-            date: today(),
-            answers: vec![
-                Answer::new("category", "suap"),
-                Answer::new("what_happened", text),
-            ],
-            attachments: refs,
-            reply_to: reporter.reply_recipient(),
-            mailbox: reporter.mailbox_public_key(),
-        };
-        let envelope = seal_report(&report, &self.manifest).unwrap();
-        let stamp: Value =
-            serde_json::from_slice(&Stamp::mint(&envelope.sha256(), POW_BITS).to_json()).unwrap();
-        let answer = self
-            .http
-            .post(self.api("/reports"))
-            .json(&json!({
-                "version": 1,
-                "envelope": peluit_proto::encoding::b64(envelope.as_bytes()),
-                "attachments": uploads,
-                "mailbox_key": reporter.mailbox_public_key().to_string(),
-                "stamp": stamp,
-            }))
-            .send()
-            .unwrap();
-        assert_eq!(answer.status(), 201);
-        let body: Value = answer.json().unwrap();
-        (body["case"].as_str().unwrap().to_owned(), reporter)
+        common::submit_report(
+            &self.http,
+            &self.api(""),
+            &self.manifest,
+            text,
+            refs,
+            POW_BITS,
+        )
     }
 
     /// What the reporter's page sees in the mailbox: every reply, opened and verified.

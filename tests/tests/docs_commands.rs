@@ -26,19 +26,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use peluit_proto::envelope::{Answer, AttachmentRef, Report, seal_report};
-use peluit_proto::ids::{InstitutionId, UploadId};
+use peluit_proto::ids::InstitutionId;
 use peluit_proto::keys::SigningKey;
 use peluit_proto::manifest::{SignedManifest, VerifiedManifest, VerifyPolicy};
-use peluit_proto::pow::Stamp;
-use peluit_proto::receipt::Receipt;
-use peluit_proto::seal::StreamSealer;
-use peluit_proto::wordlist::Language;
 use peluit_server::config::{Institution, Limits};
 use peluit_server::state::today;
 use peluit_server::tokens::IssuedToken;
 use peluit_store::{CiphertextStore, ManifestBytes, SledStore, TokenHash};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Digest as _;
 
 mod common;
@@ -904,69 +899,18 @@ fn shell_quote(text: &str) -> String {
 /// Seals and sends one report with one attachment, as the page does.
 fn submit_report(base: &str, id: &InstitutionId, manifest: &VerifiedManifest) {
     let http = reqwest::blocking::Client::new();
-    let api = |rest: &str| format!("{base}/api/v1/institutions/{id}{rest}");
+    let api = format!("{base}/api/v1/institutions/{id}");
     let content = b"rekaman rapat pengadaan".repeat(100);
-    let mut sealer = StreamSealer::new(&manifest.seal_recipients(), content.len() as u64).unwrap();
-    let mut sealed = sealer.take_output();
-    sealed.extend(sealer.push(&content).unwrap());
-    while let Some(tail) = sealer.next_tail().unwrap() {
-        sealed.extend(tail);
-    }
-    let created: Value = http
-        .post(api("/uploads"))
-        .json(&json!({"version": 1, "sealed_size": sealed.len()}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let upload = created["upload"].as_str().unwrap().to_owned();
-    let put = http
-        .put(api(&format!("/uploads/{upload}?offset=0")))
-        .body(sealed)
-        .send()
-        .unwrap();
-    assert_eq!(put.status(), 200);
-    let done = http
-        .post(api(&format!("/uploads/{upload}/complete")))
-        .send()
-        .unwrap();
-    assert_eq!(done.status(), 200);
-    let attachment = AttachmentRef {
-        upload: upload.parse().unwrap(),
-        name: "rapat.txt".into(),
-        media_type: "text/plain".into(),
-        size: content.len() as u64,
-        sealed_sha256: sealer.sealed_sha256(),
-    };
-    let uploads: Vec<UploadId> = vec![attachment.upload];
-    let reporter = Receipt::generate().derive(id);
-    let report = Report {
-        institution: id.clone(),
-        language: Language::Id,
-        date: today(),
-        answers: vec![
-            Answer::new("category", "suap"),
-            Answer::new("what_happened", "Pejabat meminta uang pelicin."),
-        ],
-        attachments: vec![attachment],
-        reply_to: reporter.reply_recipient(),
-        mailbox: reporter.mailbox_public_key(),
-    };
-    let envelope = seal_report(&report, manifest).unwrap();
-    let stamp: Value =
-        serde_json::from_slice(&Stamp::mint(&envelope.sha256(), 6).to_json()).unwrap();
-    let answer = http
-        .post(api("/reports"))
-        .json(&json!({
-            "version": 1,
-            "envelope": peluit_proto::encoding::b64(envelope.as_bytes()),
-            "attachments": uploads,
-            "mailbox_key": reporter.mailbox_public_key().to_string(),
-            "stamp": stamp,
-        }))
-        .send()
-        .unwrap();
-    assert_eq!(answer.status(), 201);
+    let attachment =
+        common::upload_attachment(&http, &api, manifest, "rapat.txt", "text/plain", &content);
+    common::submit_report(
+        &http,
+        &api,
+        manifest,
+        "Pejabat meminta uang pelicin.",
+        vec![attachment],
+        6,
+    );
 }
 
 /// The `toml` fence of docs/operating.md#configuration, written as `peluit.toml` in its

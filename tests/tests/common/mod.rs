@@ -1,5 +1,6 @@
 //! What the stories share: the real server, in-process on its own runtime thread, on a
-//! listener the story bound to a loopback port, and the manifest an inspectorate signs.
+//! listener the story bound to a loopback port, the manifest an inspectorate signs, and a
+//! report sealed and sent as the page sends it.
 
 use std::sync::Arc;
 
@@ -9,9 +10,17 @@ use peluit_proto::manifest::{
     FormDefinition, Institution as ManifestInstitution, Manifest, ManifestKey, Purpose,
 };
 
+use peluit_proto::envelope::{Answer, AttachmentRef, Report, seal_report};
+use peluit_proto::ids::UploadId;
+use peluit_proto::manifest::VerifiedManifest;
+use peluit_proto::pow::Stamp;
+use peluit_proto::receipt::{Receipt, ReporterKeys};
+use peluit_proto::seal::StreamSealer;
+use peluit_proto::wordlist::Language;
 use peluit_server::config::{Institution, Limits};
 use peluit_server::state::{AppState, today};
 use peluit_store::SledStore;
+use serde_json::{Value, json};
 
 /// A running server; dropping it stops it and waits for it to finish.
 pub struct Server {
@@ -112,4 +121,97 @@ pub fn manifest_for(
         ],
         form: FormDefinition::kws_default(),
     }
+}
+
+/// Seals `content` as the page does and uploads it in one piece through the resumable
+/// upload API under `api` (`…/api/v1/institutions/{id}`); returns the report's reference.
+#[allow(dead_code)] // the browser stories upload through the page itself
+pub fn upload_attachment(
+    http: &reqwest::blocking::Client,
+    api: &str,
+    manifest: &VerifiedManifest,
+    name: &str,
+    media_type: &str,
+    content: &[u8],
+) -> AttachmentRef {
+    let mut sealer = StreamSealer::new(&manifest.seal_recipients(), content.len() as u64).unwrap();
+    let mut sealed = sealer.take_output();
+    for chunk in content.chunks(65_536) {
+        sealed.extend(sealer.push(chunk).unwrap());
+    }
+    while let Some(tail) = sealer.next_tail().unwrap() {
+        sealed.extend(tail);
+    }
+    let created: Value = http
+        .post(format!("{api}/uploads"))
+        .json(&json!({"version": 1, "sealed_size": sealed.len()}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = created["upload"].as_str().unwrap().to_owned();
+    let put = http
+        .put(format!("{api}/uploads/{id}?offset=0"))
+        .body(sealed)
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let done = http
+        .post(format!("{api}/uploads/{id}/complete"))
+        .send()
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    AttachmentRef {
+        upload: id.parse().unwrap(),
+        name: name.to_owned(),
+        media_type: media_type.to_owned(),
+        size: content.len() as u64,
+        sealed_sha256: sealer.sealed_sha256(),
+    }
+}
+
+/// Seals a report (category "suap", `what_happened`, `attachments`) as the page does and
+/// submits it under `api` with a proof-of-work stamp of `bits`; returns the case id and
+/// the reporter's keys.
+#[allow(dead_code)] // the browser stories submit through the page itself
+pub fn submit_report(
+    http: &reqwest::blocking::Client,
+    api: &str,
+    manifest: &VerifiedManifest,
+    what_happened: &str,
+    attachments: Vec<AttachmentRef>,
+    bits: u8,
+) -> (String, ReporterKeys) {
+    let institution = manifest.institution_id().clone();
+    let reporter = Receipt::generate().derive(&institution);
+    let uploads: Vec<UploadId> = attachments.iter().map(|a| a.upload).collect();
+    let report = Report {
+        institution,
+        language: Language::Id,
+        date: today(),
+        answers: vec![
+            Answer::new("category", "suap"),
+            Answer::new("what_happened", what_happened),
+        ],
+        attachments,
+        reply_to: reporter.reply_recipient(),
+        mailbox: reporter.mailbox_public_key(),
+    };
+    let envelope = seal_report(&report, manifest).unwrap();
+    let stamp: Value =
+        serde_json::from_slice(&Stamp::mint(&envelope.sha256(), bits).to_json()).unwrap();
+    let answer = http
+        .post(format!("{api}/reports"))
+        .json(&json!({
+            "version": 1,
+            "envelope": peluit_proto::encoding::b64(envelope.as_bytes()),
+            "attachments": uploads,
+            "mailbox_key": reporter.mailbox_public_key().to_string(),
+            "stamp": stamp,
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let body: Value = answer.json().unwrap();
+    (body["case"].as_str().unwrap().to_owned(), reporter)
 }
