@@ -61,30 +61,21 @@ impl AuditError {
             );
         Self::new("usage", what, next)
     }
-
-    /// Both lines, for a terminal.
-    pub fn two_lines(&self) -> String {
-        format!("error: {}\nnext:  {}", self.what, self.next)
-    }
-
-    /// The `--json` form.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "ok": false,
-            "error": {"code": self.code, "message": self.what, "next": self.next},
-        })
-    }
 }
 
 /// Result with the audit error.
 pub type AuditResult<T> = Result<T, AuditError>;
 
 impl peluit_cli::ShownError for AuditError {
-    fn two_lines(&self) -> String {
-        AuditError::two_lines(self)
+    fn code(&self) -> &str {
+        self.code
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        AuditError::to_json(self)
+    fn what(&self) -> &str {
+        &self.what
+    }
+
+    fn next(&self) -> &str {
+        &self.next
     }
 }

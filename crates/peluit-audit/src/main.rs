@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use peluit_audit::AuditError;
 use peluit_audit::cli::{Cli, run};
+use peluit_cli::ShownError as _;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -7,10 +7,25 @@ use clap::error::ErrorKind;
 
 /// A tool's error as it is shown: two lines for a terminal, an object for `--json`.
 pub trait ShownError {
-    /// "error: what happened" and "next: what to do".
-    fn two_lines(&self) -> String;
+    /// Stable kebab-case code.
+    fn code(&self) -> &str;
+    /// One line: what happened.
+    fn what(&self) -> &str;
+    /// One line: what to do next.
+    fn next(&self) -> &str;
+
+    /// "error: what happened" and "next: what to do", for a terminal.
+    fn two_lines(&self) -> String {
+        format!("error: {}\nnext:  {}", self.what(), self.next())
+    }
+
     /// The `--json` form.
-    fn to_json(&self) -> serde_json::Value;
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ok": false,
+            "error": {"code": self.code(), "message": self.what(), "next": self.next()},
+        })
+    }
 }
 
 /// Answers a command line clap refused: help and version go to stdout as clap prints them

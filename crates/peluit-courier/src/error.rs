@@ -39,19 +39,6 @@ impl CourierError {
             "check the USB stick (mounted, writable, not full) and try again",
         )
     }
-
-    /// Both lines, for a terminal.
-    pub fn two_lines(&self) -> String {
-        format!("error: {}\nnext:  {}", self.what, self.next)
-    }
-
-    /// The `--json` form.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "ok": false,
-            "error": {"code": self.code, "message": self.what, "next": self.next},
-        })
-    }
 }
 
 /// Result with the courier error.
@@ -66,11 +53,15 @@ impl CourierError {
 }
 
 impl peluit_cli::ShownError for CourierError {
-    fn two_lines(&self) -> String {
-        CourierError::two_lines(self)
+    fn code(&self) -> &str {
+        self.code
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        CourierError::to_json(self)
+    fn what(&self) -> &str {
+        &self.what
+    }
+
+    fn next(&self) -> &str {
+        &self.next
     }
 }

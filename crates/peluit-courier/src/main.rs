@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use peluit_cli::ShownError as _;
 use peluit_courier::cli::{Cli, run};
 use peluit_courier::error::CourierError;
 

@@ -48,19 +48,6 @@ impl DeskError {
             next,
         )
     }
-
-    /// Both lines, for a terminal.
-    pub fn two_lines(&self) -> String {
-        format!("error: {}\nnext:  {}", self.what, self.next)
-    }
-
-    /// The JSON form printed with `--json`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "ok": false,
-            "error": {"code": self.code, "message": self.what, "next": self.next},
-        })
-    }
 }
 
 /// Result with the desk error.
@@ -103,11 +90,15 @@ pub fn describe_proto(error: &peluit_proto::Error) -> (&'static str, String) {
 }
 
 impl peluit_cli::ShownError for DeskError {
-    fn two_lines(&self) -> String {
-        DeskError::two_lines(self)
+    fn code(&self) -> &str {
+        self.code
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        DeskError::to_json(self)
+    fn what(&self) -> &str {
+        &self.what
+    }
+
+    fn next(&self) -> &str {
+        &self.next
     }
 }

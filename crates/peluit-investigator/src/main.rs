@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use peluit_cli::ShownError as _;
 use peluit_investigator::cli::{Cli, run};
 use peluit_investigator::error::DeskError;
 

@@ -193,6 +193,7 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Publishes `desk`'s first manifest for `id` and expects it accepted.
 async fn publish(
     client: &reqwest::Client,
     server: &Server,
@@ -201,22 +202,8 @@ async fn publish(
     desk: &Desk,
     token: &str,
 ) {
-    let manifest = desk
-        .manifest_for(id, name, &server.base, 1)
-        .sign(&desk.manifest_key);
-    let response = client
-        .post(server.api(id, "/manifests"))
-        .bearer_auth(token)
-        .body(manifest.to_json())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        201,
-        "{id}: {}",
-        response.text().await.unwrap()
-    );
+    let status = publish_status(client, server, id, name, desk, token).await;
+    assert_eq!(status, 201, "publishing {id}'s manifest");
 }
 
 /// Submits a report of `content` to `id`; returns the case id and the sealed envelope.
@@ -447,6 +434,7 @@ fn spooled(data_dir: &Path) -> Vec<String> {
     names
 }
 
+/// Publishes `desk`'s first manifest for `id`; returns the HTTP status.
 async fn publish_status(
     client: &reqwest::Client,
     server: &Server,
