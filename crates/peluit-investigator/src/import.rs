@@ -3,8 +3,9 @@
 //! and write it atomically into the case folder (docs/desk.md#import).
 //!
 //! Pass 1 reads the whole bundle through proto's `BundleReader` (all framing checks),
-//! verifies the manifest it carries and keeps each payload's SHA-256 from that same read.
-//! Pass 2 re-reads the bundle with every payload it uses pinned to those digests, opens
+//! verifies the manifest it carries and keeps each payload's pin (its SHA-256 and a secret
+//! fingerprint) from that same read. Pass 2 re-reads the bundle with every payload it uses
+//! pinned, opens
 //! cases into temporary folders, streams attachments through `StreamOpener` (a
 //! bring-your-own file through `UnpaddedStreamOpener`; on a second thread, while this
 //! one reads) into temporary files, and renames each case into place only if all of it
@@ -18,7 +19,7 @@ use std::sync::mpsc;
 
 use indicatif::ProgressBar;
 use peluit_proto::bundle::{
-    BundleError, BundleKind, BundleReader, BundleSummary, Frame, FrameMeta,
+    BundleError, BundleKind, BundleReader, BundleSummary, Frame, FrameMeta, PayloadPin,
 };
 use peluit_proto::day::Day;
 use peluit_proto::envelope::{open_follow_up, open_report};
@@ -200,17 +201,16 @@ struct Verified {
     summary: BundleSummary,
     cursor_to: u64,
     manifest: Option<Vec<u8>>,
-    /// Frame index → SHA-256 of that frame's payload (every frame pass 2 reads).
-    payload_sha256: HashMap<u64, [u8; 32]>,
+    /// Frame index → that frame's payload pin (every frame pass 2 reads).
+    payload_pins: HashMap<u64, PayloadPin>,
     total_len: u64,
 }
 
 impl Verified {
-    /// The pass-1 digest of frame `index`'s payload.
-    fn pin(&self, index: u64) -> DeskResult<[u8; 32]> {
-        self.payload_sha256
+    /// The pass-1 pin of frame `index`'s payload.
+    fn pin(&self, index: u64) -> DeskResult<&PayloadPin> {
+        self.payload_pins
             .get(&index)
-            .copied()
             .ok_or_else(|| bundle_error(&peluit_proto::Error::Bundle(BundleError::BundleDigest)))
     }
 }
@@ -239,7 +239,7 @@ fn pass_verify(desk: &Desk, path: &Path, bar: &ProgressBar) -> DeskResult<Verifi
         ));
     }
     let mut manifest = None;
-    let mut payload_sha256 = HashMap::new();
+    let mut payload_pins = HashMap::new();
     while let Some(mut frame) = reader.next_frame().map_err(|e| bundle_error(&e))? {
         match frame.meta() {
             FrameMeta::Manifest => {
@@ -254,8 +254,8 @@ fn pass_verify(desk: &Desk, path: &Path, bar: &ProgressBar) -> DeskResult<Verifi
             // attachment pins. docs/protocol.md#bundle
             FrameMeta::Case { .. } | FrameMeta::Attachment { .. } | FrameMeta::FollowUp { .. } => {
                 let index = frame.index();
-                let digest = frame.payload_sha256().map_err(|e| bundle_error(&e))?;
-                payload_sha256.insert(index, digest);
+                let pin = frame.payload_pin().map_err(|e| bundle_error(&e))?;
+                payload_pins.insert(index, pin);
             }
         }
     }
@@ -267,7 +267,7 @@ fn pass_verify(desk: &Desk, path: &Path, bar: &ProgressBar) -> DeskResult<Verifi
         summary,
         cursor_to: header.cursor_to,
         manifest,
-        payload_sha256,
+        payload_pins,
         total_len: bar.position(),
     })
 }
@@ -460,7 +460,7 @@ impl Importer<'_> {
                             // Known only now: what the bundle pinned and what opened.
                             kept.upload = upload;
                             kept.size = size;
-                            kept.sealed_sha256 = hex::encode(expected);
+                            kept.sealed_sha256 = hex::encode(expected.sha256());
                         }
                         kept.stored = true;
                         staged.changed = true;
@@ -905,14 +905,14 @@ fn fail(staged: &mut Staged, failure: CaseFailure, failures: &mut Vec<CaseFailur
 /// inner one refuses this attachment. The sealed SHA-256 from pass 1 is compared with the
 /// envelope's pin before anything is decrypted (a bring-your-own file has no envelope to
 /// name it: the pass-1 digest alone pins it). This thread then reads the payload, pinned
-/// to that digest, and writes the plaintext to a temporary file, while a second thread
-/// decrypts; the file is renamed only once the whole stream authenticated and the pin
-/// held.
+/// to what pass 1 read, and writes the plaintext to a temporary file, while a second
+/// thread decrypts; the file is renamed only once the whole stream authenticated and the
+/// pin held.
 fn stream_attachment<R: Read>(
     frame: &mut Frame<'_, R>,
     identities: &[SealIdentity],
     entry: &AttachmentMeta,
-    sealed_sha256: [u8; 32],
+    pin: &PayloadPin,
     dir: &Path,
     durable: bool,
 ) -> DeskResult<Result<u64, peluit_proto::Error>> {
@@ -920,7 +920,7 @@ fn stream_attachment<R: Read>(
     // file is a plain age stream of any size. docs/desk.md#import
     let declared_size = (entry.source != OWN_CIPHERTEXT).then_some(entry.size);
     // The envelope pins the ciphertext: compare before opening. docs/protocol.md#envelope
-    if declared_size.is_some() && hex::encode(sealed_sha256) != entry.sealed_sha256 {
+    if declared_size.is_some() && hex::encode(pin.sha256()) != entry.sealed_sha256 {
         return Ok(Err(peluit_proto::Error::IntegrityFailed(
             "the attachment differs from the one the report names",
         )));
@@ -929,7 +929,7 @@ fn stream_attachment<R: Read>(
     let target = dir.join(&entry.file);
     let temp = fsutil::temp_beside(&target);
     let payload = frame
-        .pinned_payload_reader(sealed_sha256)
+        .pinned_payload_reader(pin)
         .map_err(|e| bundle_error(&e))?;
     let mut out = PlaintextFile {
         path: &temp,
@@ -1323,18 +1323,13 @@ mod tests {
         dir: &Path,
     ) -> DeskResult<Result<u64, peluit_proto::Error>> {
         let mut reader = BundleReader::new(first).unwrap();
-        let pin = reader
-            .next_frame()
-            .unwrap()
-            .unwrap()
-            .payload_sha256()
-            .unwrap();
+        let pin = reader.next_frame().unwrap().unwrap().payload_pin().unwrap();
         assert!(reader.next_frame().unwrap().is_none());
         let summary = reader.summary().unwrap().clone();
         let mut reader = BundleReader::reread(second, &summary).unwrap();
         let mut frame = reader.next_frame().unwrap().unwrap();
         let identities = std::slice::from_ref(identity);
-        stream_attachment(&mut frame, identities, entry, pin, dir, true)
+        stream_attachment(&mut frame, identities, entry, &pin, dir, true)
     }
 
     fn files(dir: &Path) -> Vec<PathBuf> {

@@ -8,8 +8,14 @@
 
 use std::io::{self, Read, Write};
 
+use poly1305::Poly1305;
+use poly1305::universal_hash::{KeyInit, UniversalHash};
+use rand::RngCore as _;
+use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
 
 use crate::day::Day;
 use crate::ids::{CaseId, InstitutionId, UploadId};
@@ -20,21 +26,22 @@ use crate::limits::{
 use crate::reply::MAX_SEALED_REPLY_JSON_LEN;
 use crate::{Error, Result, encoding};
 
-/// The first 16 bytes of every bundle: `PELUIT-BUNDLE\n`, the format version `1` as an
+/// The first 16 bytes of every bundle: `PELUIT-BUNDLE\n`, the format version `2` as an
 /// ASCII digit, and `\n`.
-pub const MAGIC: &[u8; 16] = b"PELUIT-BUNDLE\n1\n";
+pub const MAGIC: &[u8; 16] = b"PELUIT-BUNDLE\n2\n";
 /// The version in the magic and in the Header frame.
-pub const BUNDLE_VERSION: u64 = 1;
+pub const BUNDLE_VERSION: u64 = 2;
 /// Largest frame metadata, in bytes of JSON.
 pub const MAX_META_LEN: u32 = 64 * 1024;
 /// Most frames in one bundle, the Header and End frames included.
 pub const MAX_FRAMES: u64 = 10_000_000;
 /// Piece size for streamed payload copies: memory does not grow with the payload.
 const COPY_CHUNK: usize = 64 * 1024;
-/// Skipped payloads at least this long are digested on several threads (native only).
+/// Payloads at least this long are read on one thread and digested on another (native
+/// only), so reading (and the fingerprint of a [`PayloadPin`]) overlaps the SHA-256.
 #[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_MIN_LEN: u64 = 1024 * 1024;
-/// Piece size and queue depth of the digest threads: at most a few MiB in flight.
+/// Piece size and queue depth of the digest thread: at most a few MiB in flight.
 #[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_CHUNK: usize = 128 * 1024;
 #[cfg(not(target_arch = "wasm32"))]
@@ -482,14 +489,20 @@ impl<W: Write> BundleWriter<W> {
         Ok(())
     }
 
+    /// Writes bytes that are not payload: the bundle digest covers them.
     fn write_hashed(&mut self, bytes: &[u8], frame_hash: Option<&mut Sha256>) -> Result<()> {
-        if let Err(e) = self.inner.write_all(bytes) {
-            self.failed = true;
-            return Err(bundle_error(BundleError::Io(e.kind())));
-        }
+        self.write_raw(bytes)?;
         self.bundle_hash.update(bytes);
         if let Some(frame_hash) = frame_hash {
             frame_hash.update(bytes);
+        }
+        Ok(())
+    }
+
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        if let Err(e) = self.inner.write_all(bytes) {
+            self.failed = true;
+            return Err(bundle_error(BundleError::Io(e.kind())));
         }
         Ok(())
     }
@@ -511,12 +524,16 @@ impl<W: Write> BundleWriter<W> {
         self.write_hashed(&payload_len.to_be_bytes(), Some(&mut frame_hash))?;
         let mut buf = std::mem::take(&mut self.buf);
         buf.resize(COPY_CHUNK, 0);
-        let copied = self.copy_payload(&mut payload, payload_len, &mut buf, &mut frame_hash);
+        let mut payload_hash = Sha256::new();
+        let copied = self.copy_payload(&mut payload, payload_len, &mut buf, &mut payload_hash);
         self.buf = buf;
         if let Err(e) = copied {
             self.failed = true;
             return Err(e);
         }
+        // The frame digest covers the payload through its own SHA-256, so each payload
+        // byte is digested once. docs/protocol.md#bundle
+        frame_hash.update(payload_hash.finalize());
         let digest: [u8; DIGEST_LEN] = frame_hash.finalize().into();
         self.write_hashed(&digest, None)?;
         self.frames += 1;
@@ -528,7 +545,7 @@ impl<W: Write> BundleWriter<W> {
         payload: &mut impl Read,
         payload_len: u64,
         buf: &mut [u8],
-        frame_hash: &mut Sha256,
+        payload_hash: &mut Sha256,
     ) -> Result<()> {
         let mut left = payload_len;
         while left > 0 {
@@ -539,7 +556,8 @@ impl<W: Write> BundleWriter<W> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(bundle_error(BundleError::Io(e.kind()))),
             };
-            self.write_hashed(&buf[..n], Some(frame_hash))?;
+            self.write_raw(&buf[..n])?;
+            payload_hash.update(&buf[..n]);
             left -= n as u64;
         }
         // The declared length is a promise: a longer source is an error, not a cut.
@@ -576,11 +594,9 @@ pub struct BundleSummary {
     pub deletes: u64,
     /// Sum of all payload lengths.
     pub payload_bytes: u64,
-    /// The End frame's digest: SHA-256 of every byte before the End frame.
+    /// The End frame's digest: SHA-256 of every byte before the End frame except the
+    /// payloads, which the frame digests cover.
     pub digest: [u8; 32],
-    /// SHA-256 over every frame's metadata and stored digest, which a second pass
-    /// ([`BundleReader::reread`]) compares without digesting payloads again.
-    skeleton: [u8; 32],
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -597,23 +613,107 @@ struct Pending {
     /// No payload byte has been read yet.
     untouched: bool,
     frame_hash: Sha256,
-    /// The payload's own SHA-256, when the caller asked for it or pinned the payload.
+    /// The payload's own SHA-256, on a first pass.
     payload_hash: Option<Sha256>,
-    /// The payload SHA-256 a first pass reported, checked at the payload's end.
-    pin: Option<[u8; DIGEST_LEN]>,
+    /// The payload's fingerprint, for a [`PayloadPin`] being made or checked.
+    fingerprint: Option<Fingerprint>,
+    /// The fingerprint a first pass reported, checked at the payload's end.
+    pin: Option<[u8; FINGERPRINT_LEN]>,
 }
 
 impl Pending {
-    fn new(index: u64, remaining: u64, frame_hash: Sha256) -> Self {
+    fn new(index: u64, remaining: u64, frame_hash: Sha256, digesting: bool) -> Self {
         Self {
             index,
             remaining,
             untouched: true,
             frame_hash,
-            payload_hash: None,
+            payload_hash: digesting.then(Sha256::new),
+            fingerprint: None,
             pin: None,
         }
     }
+}
+
+const FINGERPRINT_LEN: usize = 16;
+
+/// What a first pass learnt of one payload ([`Frame::payload_pin`]): its SHA-256, which the
+/// frame digest covers and an envelope pins, and a Poly1305 fingerprint of it under a key
+/// drawn for this payload alone and never written anywhere. A re-read
+/// ([`Frame::pinned_payload_reader`]) recomputes the fingerprint instead of the SHA-256,
+/// at about a quarter of the cost: whoever chose other bytes, knowing nothing of the key,
+/// matches it with probability at most 8⌈L/16⌉/2^106 for L bytes, below 2^-74 for the
+/// largest payload. docs/protocol.md#bundle
+pub struct PayloadPin {
+    sha256: [u8; DIGEST_LEN],
+    key: Zeroizing<[u8; 32]>,
+    fingerprint: [u8; FINGERPRINT_LEN],
+}
+
+impl PayloadPin {
+    /// The payload's SHA-256.
+    pub fn sha256(&self) -> [u8; DIGEST_LEN] {
+        self.sha256
+    }
+}
+
+impl std::fmt::Debug for PayloadPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadPin")
+            .field("sha256", &hex::encode(self.sha256))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Poly1305 over a payload fed in pieces of any size: whole 16-byte blocks go to the MAC
+/// as they come and the last partial block at the end, so the result does not depend on
+/// how the payload was split.
+struct Fingerprint {
+    mac: Poly1305,
+    partial: [u8; 16],
+    filled: usize,
+}
+
+impl Fingerprint {
+    fn new(key: &[u8; 32]) -> Self {
+        Self {
+            mac: Poly1305::new(key.into()),
+            partial: [0; 16],
+            filled: 0,
+        }
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        if self.filled > 0 {
+            let take = bytes.len().min(16 - self.filled);
+            self.partial[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
+            bytes = &bytes[take..];
+            if self.filled < 16 {
+                return;
+            }
+            self.mac.update_padded(&self.partial);
+            self.filled = 0;
+        }
+        // Whole blocks only: `update_padded` pads nothing then.
+        let whole = bytes.len() - bytes.len() % 16;
+        self.mac.update_padded(&bytes[..whole]);
+        let rest = &bytes[whole..];
+        self.partial[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
+    }
+
+    fn finish(self) -> [u8; FINGERPRINT_LEN] {
+        self.mac
+            .compute_unpadded(&self.partial[..self.filled])
+            .into()
+    }
+}
+
+/// What reading a whole payload computed of it.
+struct Finished {
+    sha256: Option<[u8; DIGEST_LEN]>,
+    fingerprint: Option<[u8; FINGERPRINT_LEN]>,
 }
 
 /// What a frame head says before its payload.
@@ -651,97 +751,83 @@ fn read_some(inner: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     }
 }
 
-/// Reads the next `len` bytes of `inner` and feeds each of them to every hasher, in one
-/// read of the input; long inputs are digested on one thread per hasher (native only).
+/// Reads the next `len` bytes of `inner`, feeding them to `sha` and `fingerprint` where
+/// given.
 fn digest_stream(
     inner: &mut impl Read,
     len: u64,
-    hashers: &mut [&mut Sha256],
+    mut sha: Option<&mut Sha256>,
+    mut fingerprint: Option<&mut Fingerprint>,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
     #[cfg(not(target_arch = "wasm32"))]
-    if hashers.len() > 1 && len >= PARALLEL_MIN_LEN {
-        return digest_stream_parallel(inner, len, hashers);
+    if len >= PARALLEL_MIN_LEN
+        && let Some(sha) = sha.as_deref_mut()
+    {
+        return digest_stream_parallel(inner, len, sha, fingerprint);
     }
     buf.resize(COPY_CHUNK, 0);
     let mut left = len;
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = read_some(inner, &mut buf[..want])?;
-        for hasher in hashers.iter_mut() {
-            hasher.update(&buf[..n]);
+        if let Some(sha) = sha.as_deref_mut() {
+            sha.update(&buf[..n]);
+        }
+        if let Some(fingerprint) = fingerprint.as_deref_mut() {
+            fingerprint.update(&buf[..n]);
         }
         left -= n as u64;
     }
     Ok(())
 }
 
-/// [`digest_stream`] with the first hasher on this thread (which also reads) and each
-/// other one on its own thread, fed shared pieces through a bounded queue: SHA-256 is
-/// sequential, so several digests of the same bytes are what can run side by side.
+/// [`digest_stream`] with the SHA-256 on a second thread, fed pieces through a bounded
+/// queue, while this one reads (waiting on the disk) and computes the fingerprint.
 #[cfg(not(target_arch = "wasm32"))]
 fn digest_stream_parallel(
     inner: &mut impl Read,
     len: u64,
-    hashers: &mut [&mut Sha256],
+    sha: &mut Sha256,
+    mut fingerprint: Option<&mut Fingerprint>,
 ) -> Result<()> {
-    use std::collections::VecDeque;
-    use std::sync::{Arc, mpsc};
+    use std::sync::mpsc;
 
-    let Some((own, others)) = hashers.split_first_mut() else {
-        return Ok(());
-    };
     std::thread::scope(|scope| {
-        let mut queues = Vec::with_capacity(others.len());
-        let mut workers = Vec::with_capacity(others.len());
-        for hasher in others.iter_mut() {
-            let (queue, pieces) = mpsc::sync_channel::<(Arc<Vec<u8>>, usize)>(PARALLEL_DEPTH);
-            queues.push(queue);
-            workers.push(scope.spawn(move || {
-                for (piece, n) in pieces {
-                    hasher.update(&piece[..n]);
-                }
-            }));
-        }
-        // Pieces are reused once every worker is done with them, so memory stays at
-        // about the queue depth whatever the length.
-        let mut pool: VecDeque<Arc<Vec<u8>>> = VecDeque::new();
+        let (queue, pieces) = mpsc::sync_channel::<(Vec<u8>, usize)>(PARALLEL_DEPTH);
+        let (spent, returned) = mpsc::channel::<Vec<u8>>();
+        let hashing = scope.spawn(move || {
+            for (piece, n) in pieces {
+                sha.update(&piece[..n]);
+                // Pieces go back for reuse, so memory stays at about the queue depth.
+                let _ = spent.send(piece);
+            }
+        });
         let mut left = len;
         let read = loop {
             if left == 0 {
                 break Ok(());
             }
-            let mut piece = match pool.pop_front().map(Arc::try_unwrap) {
-                Some(Ok(piece)) => piece,
-                Some(Err(busy)) => {
-                    pool.push_front(busy);
-                    vec![0; PARALLEL_CHUNK]
-                }
-                None => vec![0; PARALLEL_CHUNK],
-            };
+            let mut piece = returned
+                .try_recv()
+                .unwrap_or_else(|_| vec![0; PARALLEL_CHUNK]);
             let want = PARALLEL_CHUNK.min(usize::try_from(left).unwrap_or(usize::MAX));
             let n = match read_some(inner, &mut piece[..want]) {
                 Ok(n) => n,
                 Err(e) => break Err(e),
             };
-            own.update(&piece[..n]);
-            let piece = Arc::new(piece);
-            if queues
-                .iter()
-                .any(|queue| queue.send((Arc::clone(&piece), n)).is_err())
-            {
+            if let Some(fingerprint) = fingerprint.as_deref_mut() {
+                fingerprint.update(&piece[..n]);
+            }
+            if queue.send((piece, n)).is_err() {
                 break Err(Error::InvalidUse("a digest thread stopped"));
             }
-            pool.push_back(piece);
             left -= n as u64;
         };
-        drop(queues);
-        let mut joined = Ok(());
-        for worker in workers {
-            if worker.join().is_err() {
-                joined = Err(Error::InvalidUse("a digest thread stopped"));
-            }
-        }
+        drop(queue);
+        let joined = hashing
+            .join()
+            .map_err(|_| Error::InvalidUse("a digest thread stopped"));
         read.and(joined)
     })
 }
@@ -750,12 +836,11 @@ fn digest_stream_parallel(
 /// payload is pending.
 struct Input<R: Read> {
     inner: R,
-    /// A first pass digests every byte into the frame and bundle digests; a re-read
-    /// ([`BundleReader::reread`]) checks pinned payloads instead.
+    /// A first pass digests every payload; a re-read ([`BundleReader::reread`]) only
+    /// the pinned ones.
     digesting: bool,
+    /// The magic, and every frame's head and stored digest, in order.
     bundle_hash: Sha256,
-    /// Every frame's head and stored digest, in order (see [`BundleSummary`]).
-    skeleton_hash: Sha256,
     pending: Option<Pending>,
     buf: Vec<u8>,
 }
@@ -781,7 +866,6 @@ impl<R: Read> Input<R> {
         for part in [&len_bytes[..], &json, &payload_len_bytes] {
             frame_hash.update(part);
             self.bundle_hash.update(part);
-            self.skeleton_hash.update(part);
         }
         let meta = WireMeta::parse(&json, index)?;
         Ok(Some(FrameHead {
@@ -814,12 +898,11 @@ impl<R: Read> Input<R> {
             .len()
             .min(usize::try_from(pending.remaining).unwrap_or(usize::MAX));
         let n = read_some(&mut self.inner, &mut buf[..want])?;
-        if self.digesting {
-            pending.frame_hash.update(&buf[..n]);
-            self.bundle_hash.update(&buf[..n]);
-        }
         if let Some(payload_hash) = pending.payload_hash.as_mut() {
             payload_hash.update(&buf[..n]);
+        }
+        if let Some(fingerprint) = pending.fingerprint.as_mut() {
+            fingerprint.update(&buf[..n]);
         }
         pending.untouched = false;
         pending.remaining -= n as u64;
@@ -827,36 +910,33 @@ impl<R: Read> Input<R> {
     }
 
     /// Skips what is left of the pending payload (still digesting it) and checks the
-    /// frame digest and the pin. Returns the payload's SHA-256 if it was asked for.
-    fn finish_pending(&mut self) -> Result<Option<[u8; DIGEST_LEN]>> {
+    /// frame digest and the pin. Returns what was computed of the payload.
+    fn finish_pending(&mut self) -> Result<Option<Finished>> {
         let Some(mut pending) = self.pending.take() else {
             return Ok(None);
         };
         if pending.remaining > 0 {
-            let mut hashers: Vec<&mut Sha256> = Vec::with_capacity(3);
-            if self.digesting {
-                hashers.push(&mut self.bundle_hash);
-                hashers.push(&mut pending.frame_hash);
-            }
-            if let Some(payload_hash) = pending.payload_hash.as_mut() {
-                hashers.push(payload_hash);
-            }
             digest_stream(
                 &mut self.inner,
                 pending.remaining,
-                &mut hashers,
+                pending.payload_hash.as_mut(),
+                pending.fingerprint.as_mut(),
                 &mut self.buf,
             )?;
             pending.remaining = 0;
         }
         let mut digest = [0u8; DIGEST_LEN];
         read_exact_or_end(&mut self.inner, &mut digest, false)?;
-        self.skeleton_hash.update(digest);
+        self.bundle_hash.update(digest);
         let failed = bundle_error(BundleError::FrameDigest {
             index: pending.index,
         });
-        if self.digesting {
-            self.bundle_hash.update(digest);
+        let payload_sha256: Option<[u8; DIGEST_LEN]> =
+            pending.payload_hash.map(|hash| hash.finalize().into());
+        // A re-read cannot check the digest of a payload it skipped undigested; the End
+        // frame compares the digests themselves with the first pass's.
+        if let Some(payload_sha256) = payload_sha256 {
+            pending.frame_hash.update(payload_sha256);
             let computed: [u8; DIGEST_LEN] = pending.frame_hash.finalize().into();
             // Each frame carries its own digest, so damage is located to a frame and
             // caught as soon as the frame has been read. docs/protocol.md#bundle
@@ -864,18 +944,22 @@ impl<R: Read> Input<R> {
                 return Err(failed);
             }
         }
-        let payload_sha256: Option<[u8; DIGEST_LEN]> =
-            pending.payload_hash.map(|hash| hash.finalize().into());
+        let fingerprint = pending.fingerprint.map(Fingerprint::finish);
         // A second pass must read the bytes the first pass checked.
-        if pending.pin.is_some() && payload_sha256 != pending.pin {
+        if let Some(pin) = pending.pin
+            && !fingerprint.is_some_and(|f| bool::from(f.ct_eq(&pin)))
+        {
             return Err(failed);
         }
-        Ok(payload_sha256)
+        Ok(Some(Finished {
+            sha256: payload_sha256,
+            fingerprint,
+        }))
     }
 
     /// Reads the digest of a frame without payload and checks it.
     fn finish_empty_frame(&mut self, index: u64, frame_hash: Sha256) -> Result<()> {
-        self.pending = Some(Pending::new(index, 0, frame_hash));
+        self.pending = Some(Pending::new(index, 0, frame_hash, true));
         self.finish_pending().map(|_| ())
     }
 
@@ -923,13 +1007,12 @@ impl<R: Read> BundleReader<R> {
 
     /// A second pass over a bundle that a first pass read to its end (`first_pass` is
     /// that pass's summary), for a reader that needs the payloads the first pass could
-    /// only check. Frames are parsed and checked by the same rules, but payloads are not
-    /// digested again: each payload the caller reads must be pinned
-    /// ([`Frame::pinned_payload_reader`]) to the SHA-256 the first pass reported
-    /// ([`Frame::payload_sha256`]), and the End frame checks that every frame's metadata
-    /// and stored digest are the first pass's. So the second pass uses exactly the bytes
-    /// the first one checked, even if the file changed in between, at the cost of one
-    /// SHA-256 of what it reads rather than two of everything.
+    /// only check. Frames are parsed and checked by the same rules, but only the payloads
+    /// the caller reads are digested: each must be pinned ([`Frame::pinned_payload_reader`])
+    /// to the fingerprint the first pass reported ([`Frame::payload_pin`]), and the End
+    /// frame checks that every frame's metadata and stored digest are the first pass's.
+    /// So the second pass uses exactly the bytes the first one checked, even if the file
+    /// changed in between, and skipped payloads cost no digest.
     pub fn reread(inner: R, first_pass: &BundleSummary) -> Result<Self> {
         let reader = Self::open(inner, Some(first_pass.clone()))?;
         if reader.header != first_pass.header {
@@ -975,7 +1058,6 @@ impl<R: Read> BundleReader<R> {
             inner,
             digesting: first_pass.is_none(),
             bundle_hash: Sha256::new(),
-            skeleton_hash: Sha256::new(),
             pending: None,
             buf: Vec::new(),
         };
@@ -1036,7 +1118,6 @@ impl<R: Read> BundleReader<R> {
                 deletes: 0,
                 payload_bytes: 0,
                 digest: [0; 32],
-                skeleton: [0; 32],
             },
             first_pass,
         })
@@ -1130,26 +1211,20 @@ impl<R: Read> BundleReader<R> {
                     }));
                 }
                 let declared = encoding::unhex_array::<32>(&digest, "bundle digest")?;
-                let skeleton: [u8; 32] = self.input.skeleton_hash.clone().finalize().into();
-                match &self.first_pass {
-                    None => {
-                        let computed: [u8; 32] = before_frame.finalize().into();
-                        // Detects reordered, dropped or duplicated frames, each of which
-                        // would still pass its own digest. docs/protocol.md#bundle
-                        if computed != declared {
-                            return Err(bundle_error(BundleError::BundleDigest));
-                        }
-                    }
-                    // The frames, in order, are those the first pass digested.
-                    Some(first) => {
-                        if declared != first.digest || skeleton != first.skeleton {
-                            return Err(bundle_error(BundleError::BundleDigest));
-                        }
-                    }
+                let computed: [u8; 32] = before_frame.finalize().into();
+                // Detects reordered, dropped or duplicated frames, each of which would
+                // still pass its own digest; on a re-read, the frames, in order, and their
+                // digests are those the first pass checked. docs/protocol.md#bundle
+                if computed != declared
+                    || self
+                        .first_pass
+                        .as_ref()
+                        .is_some_and(|f| f.digest != declared)
+                {
+                    return Err(bundle_error(BundleError::BundleDigest));
                 }
                 self.input.check_nothing_after_end()?;
                 self.summary.digest = declared;
-                self.summary.skeleton = skeleton;
                 self.summary.frames = frames;
                 return Ok(None);
             }
@@ -1189,7 +1264,12 @@ impl<R: Read> BundleReader<R> {
         };
         *count += 1;
         self.summary.payload_bytes += head.payload_len;
-        self.input.pending = Some(Pending::new(index, head.payload_len, head.frame_hash));
+        self.input.pending = Some(Pending::new(
+            index,
+            head.payload_len,
+            head.frame_hash,
+            self.input.digesting,
+        ));
         Ok(Some((meta, index, head.payload_len)))
     }
 }
@@ -1255,25 +1335,33 @@ impl<'a, R: Read> Frame<'a, R> {
     }
 
     /// Reads the whole payload without handing it out, checks the frame digest as a skip
-    /// does, and returns the payload's own SHA-256: what an envelope's `sealed_sha256`
-    /// pins (docs/protocol.md#envelope) and what [`BundleReader::reread`] checks. One
-    /// read feeds all three digests (bundle, frame, payload); a large payload is digested
-    /// on three threads (native only). Only before any of the payload was read, and only
+    /// does, and returns its [`PayloadPin`]: the payload's SHA-256 (what an envelope's
+    /// `sealed_sha256` pins, docs/protocol.md#envelope) and the fingerprint
+    /// [`BundleReader::reread`] checks. Only before any of the payload was read, and only
     /// on a first pass.
-    pub fn payload_sha256(&mut self) -> Result<[u8; DIGEST_LEN]> {
+    pub fn payload_pin(&mut self) -> Result<PayloadPin> {
         let reader = &mut *self.reader;
         if reader.state != ReaderState::Reading || !reader.input.digesting {
             return Err(Error::InvalidUse(
-                "a payload digest needs a first pass that has not failed",
+                "a payload pin needs a first pass that has not failed",
             ));
         }
         let Some(pending) = reader.input.pending.as_mut().filter(|p| p.untouched) else {
             return Err(Error::InvalidUse("part of the payload was already read"));
         };
-        pending.payload_hash = Some(Sha256::new());
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut key[..]);
+        pending.fingerprint = Some(Fingerprint::new(&key));
         match reader.input.finish_pending() {
-            Ok(Some(digest)) => Ok(digest),
-            Ok(None) => Err(Error::InvalidUse("the payload was already read")),
+            Ok(Some(Finished {
+                sha256: Some(sha256),
+                fingerprint: Some(fingerprint),
+            })) => Ok(PayloadPin {
+                sha256,
+                key,
+                fingerprint,
+            }),
+            Ok(_) => Err(Error::InvalidUse("the payload was already read")),
             Err(e) => {
                 reader.state = ReaderState::Failed;
                 Err(e)
@@ -1282,13 +1370,10 @@ impl<'a, R: Read> Frame<'a, R> {
     }
 
     /// Streams the payload, as [`payload_reader`](Self::payload_reader), and also checks
-    /// at its end that its SHA-256 is `sha256` (the first pass's, see
+    /// at its end that it is the payload `pin` was made from (by the first pass, see
     /// [`BundleReader::reread`]); a mismatch is a frame digest error. The final `read`
     /// returning 0 comes only after that check. Only before any of the payload was read.
-    pub fn pinned_payload_reader(
-        &mut self,
-        sha256: [u8; DIGEST_LEN],
-    ) -> Result<FramePayload<'_, R>> {
+    pub fn pinned_payload_reader(&mut self, pin: &PayloadPin) -> Result<FramePayload<'_, R>> {
         let Some(pending) = self
             .reader
             .input
@@ -1298,8 +1383,8 @@ impl<'a, R: Read> Frame<'a, R> {
         else {
             return Err(Error::InvalidUse("part of the payload was already read"));
         };
-        pending.payload_hash = Some(Sha256::new());
-        pending.pin = Some(sha256);
+        pending.fingerprint = Some(Fingerprint::new(&pin.key));
+        pending.pin = Some(pin.fingerprint);
         Ok(self.payload_reader())
     }
 
@@ -1308,13 +1393,13 @@ impl<'a, R: Read> Frame<'a, R> {
     pub fn read_pinned_payload_to_end(
         &mut self,
         limit: usize,
-        sha256: [u8; DIGEST_LEN],
+        pin: &PayloadPin,
     ) -> Result<Vec<u8>> {
         if self.payload_len > limit as u64 {
             return Err(Error::TooLarge("bundle frame payload"));
         }
         let mut out = Vec::with_capacity(self.payload_len as usize);
-        self.pinned_payload_reader(sha256)?
+        self.pinned_payload_reader(pin)?
             .read_to_end(&mut out)
             .map_err(from_io)?;
         Ok(out)
@@ -1444,24 +1529,49 @@ mod tests {
         frames
     }
 
-    /// First pass with `payload_sha256` on every payload: the digests by frame index.
-    fn first_pass(bytes: &[u8]) -> Result<(BundleSummary, Vec<[u8; 32]>)> {
+    /// First pass with `payload_pin` on every payload: the pins, frame 1 first.
+    fn first_pass(bytes: &[u8]) -> Result<(BundleSummary, Vec<PayloadPin>)> {
         let mut reader = BundleReader::new(bytes)?;
-        let mut digests = vec![[0; 32]];
+        let mut pins = Vec::new();
         while let Some(mut frame) = reader.next_frame()? {
-            digests.push(frame.payload_sha256()?);
+            pins.push(frame.payload_pin()?);
         }
-        Ok((reader.summary().cloned().unwrap(), digests))
+        Ok((reader.summary().cloned().unwrap(), pins))
+    }
+
+    #[test]
+    fn a_fingerprint_does_not_depend_on_how_the_payload_was_split() {
+        let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 13 % 256) as u8).collect();
+        let key = [7u8; 32];
+        let whole: [u8; 16] = Poly1305::new(&key.into()).compute_unpadded(&payload).into();
+        for sizes in [
+            &[10_000][..],
+            &[1, 15, 16, 17, 9951],
+            &[3; 3334],
+            &[4096, 0, 5904],
+        ] {
+            let mut fingerprint = Fingerprint::new(&key);
+            let mut at = 0;
+            for size in sizes {
+                let end = (at + size).min(payload.len());
+                fingerprint.update(&payload[at..end]);
+                at = end;
+            }
+            assert_eq!(fingerprint.finish(), whole, "{sizes:?}");
+        }
+        let mut other = Fingerprint::new(&key);
+        other.update(&payload[..9_999]);
+        assert_ne!(other.finish(), whole);
     }
 
     #[test]
     fn payload_digests_come_from_the_one_verifying_read() {
         for frames in [export_frames(), large_export_frames()] {
             let (bytes, offsets) = write(BundleKind::Export, &frames);
-            let (summary, digests) = first_pass(&bytes).unwrap();
+            let (summary, pins) = first_pass(&bytes).unwrap();
             assert_eq!(summary, BundleReader::verify(&bytes[..]).unwrap());
             for (i, (_, payload)) in frames.iter().enumerate() {
-                assert_eq!(digests[i + 1], <[u8; 32]>::from(Sha256::digest(payload)));
+                assert_eq!(pins[i].sha256(), <[u8; 32]>::from(Sha256::digest(payload)));
             }
             // Damage in the large payload, in its digest, or a cut inside it.
             for at in [offsets[4] - 1, offsets[4] - 40, offsets[4] - 100_000] {
@@ -1485,25 +1595,25 @@ mod tests {
         }
         // Only before any of the payload was read, only on a first pass.
         let (bytes, offsets) = write(BundleKind::Export, &export_frames());
+        let (summary, pins) = first_pass(&bytes).unwrap();
         let mut reader = BundleReader::new(&bytes[..]).unwrap();
         reader.next_frame().unwrap();
         let mut frame = reader.next_frame().unwrap().unwrap();
         frame.payload_reader().read_exact(&mut [0; 10]).unwrap();
-        assert!(matches!(frame.payload_sha256(), Err(Error::InvalidUse(_))));
+        assert!(matches!(frame.payload_pin(), Err(Error::InvalidUse(_))));
         assert!(matches!(
-            frame.pinned_payload_reader([0; 32]),
+            frame.pinned_payload_reader(&pins[1]),
             Err(Error::InvalidUse(_))
         ));
-        let (summary, _) = first_pass(&bytes).unwrap();
         let mut reader = BundleReader::reread(&bytes[..], &summary).unwrap();
         let mut frame = reader.next_frame().unwrap().unwrap();
-        assert!(matches!(frame.payload_sha256(), Err(Error::InvalidUse(_))));
+        assert!(matches!(frame.payload_pin(), Err(Error::InvalidUse(_))));
         // A failed reader gives no digest.
         let mut bad = bytes.clone();
         bad[offsets[2] - 1] ^= 1;
         let mut reader = BundleReader::new(&bad[..]).unwrap();
         let mut frame = reader.next_frame().unwrap().unwrap();
-        assert!(frame.payload_sha256().is_err());
+        assert!(frame.payload_pin().is_err());
         assert!(reader.next_frame().is_err());
     }
 
@@ -1511,11 +1621,11 @@ mod tests {
     fn a_reread_hands_out_exactly_what_the_first_pass_checked() {
         for frames in [export_frames(), large_export_frames()] {
             let (bytes, _) = write(BundleKind::Export, &frames);
-            let (summary, digests) = first_pass(&bytes).unwrap();
+            let (summary, pins) = first_pass(&bytes).unwrap();
             let mut reader = BundleReader::reread(&bytes[..], &summary).unwrap();
             let mut read = Vec::new();
             while let Some(mut frame) = reader.next_frame().unwrap() {
-                let pin = digests[frame.index() as usize];
+                let pin = &pins[frame.index() as usize - 1];
                 let payload = if frame.index() == 2 {
                     // Skipped: never handed out, so not digested again.
                     Vec::new()
@@ -1537,11 +1647,11 @@ mod tests {
     fn a_reread_refuses_a_file_changed_since_the_first_pass() {
         let frames = large_export_frames();
         let (bytes, offsets) = write(BundleKind::Export, &frames);
-        let (summary, digests) = first_pass(&bytes).unwrap();
+        let (summary, pins) = first_pass(&bytes).unwrap();
         let reread_all = |bytes: &[u8]| -> Result<()> {
             let mut reader = BundleReader::reread(bytes, &summary)?;
             while let Some(mut frame) = reader.next_frame()? {
-                let pin = digests[frame.index() as usize];
+                let pin = &pins[frame.index() as usize - 1];
                 frame.read_pinned_payload_to_end(usize::MAX, pin)?;
             }
             Ok(())
@@ -1562,7 +1672,7 @@ mod tests {
         reader.next_frame().unwrap();
         reader.next_frame().unwrap();
         let mut frame = reader.next_frame().unwrap().unwrap();
-        let mut stream = frame.pinned_payload_reader(digests[3]).unwrap();
+        let mut stream = frame.pinned_payload_reader(&pins[2]).unwrap();
         let mut sink = Vec::new();
         assert!(stream.read_to_end(&mut sink).is_err());
         // Changed metadata of a frame whose payload is not read: caught at the End.
@@ -1612,7 +1722,7 @@ mod tests {
             (BundleKind::Reply, reply_frames()),
         ] {
             let (bytes, _) = write(kind, &frames);
-            assert!(bytes.starts_with(b"PELUIT-BUNDLE\n1\n"));
+            assert!(bytes.starts_with(b"PELUIT-BUNDLE\n2\n"));
             assert_eq!(read_all(&bytes).unwrap(), frames);
             let summary = BundleReader::verify(&bytes[..]).unwrap();
             assert_eq!(summary.header, header(kind));
@@ -1621,7 +1731,9 @@ mod tests {
             assert_eq!(summary.payload_bytes, payload as u64);
             assert_eq!(
                 summary.digest,
-                <[u8; 32]>::from(Sha256::digest(&bytes[..bytes.len() - end_len(&bytes)]))
+                <[u8; 32]>::from(Sha256::digest(without_payloads(
+                    &bytes[..bytes.len() - end_len(&bytes)]
+                )))
             );
         }
         let summary =
@@ -1634,6 +1746,24 @@ mod tests {
             (summary.follow_ups, summary.replies, summary.deletes),
             (1, 0, 1)
         );
+    }
+
+    /// `bytes` (magic and whole frames) with every payload left out: what the End digest
+    /// covers.
+    fn without_payloads(bytes: &[u8]) -> Vec<u8> {
+        let mut out = bytes[..MAGIC.len()].to_vec();
+        let mut at = MAGIC.len();
+        while at < bytes.len() {
+            let meta_len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            let payload_at = at + 4 + meta_len + 8;
+            let payload_len =
+                u64::from_be_bytes(bytes[payload_at - 8..payload_at].try_into().unwrap());
+            let digest_at = payload_at + payload_len as usize;
+            out.extend_from_slice(&bytes[at..payload_at]);
+            out.extend_from_slice(&bytes[digest_at..digest_at + DIGEST_LEN]);
+            at = digest_at + DIGEST_LEN;
+        }
+        out
     }
 
     /// Length of the End frame at the end of `bytes`: its metadata starts with
@@ -1871,16 +2001,19 @@ mod tests {
                     .into_bytes();
             }
             if text.starts_with("{\"frame\":\"end\"") {
-                let digest = hex::encode(Sha256::digest(&out));
+                let digest = hex::encode(Sha256::digest(without_payloads(&out)));
                 meta = format!("{{\"frame\":\"end\",\"frames\":{frames},\"digest\":\"{digest}\"}}")
                     .into_bytes();
             }
-            let mut frame = (meta.len() as u32).to_be_bytes().to_vec();
-            frame.extend_from_slice(&meta);
-            frame.extend_from_slice(&(payload_len as u64).to_be_bytes());
-            frame.extend_from_slice(payload);
-            let digest = Sha256::digest(&frame);
-            out.extend_from_slice(&frame);
+            let mut head = (meta.len() as u32).to_be_bytes().to_vec();
+            head.extend_from_slice(&meta);
+            head.extend_from_slice(&(payload_len as u64).to_be_bytes());
+            let digest = Sha256::new()
+                .chain_update(&head)
+                .chain_update(Sha256::digest(payload))
+                .finalize();
+            out.extend_from_slice(&head);
+            out.extend_from_slice(payload);
             out.extend_from_slice(&digest);
             frames += 1;
         }
@@ -1937,11 +2070,11 @@ mod tests {
                 BundleError::NotABundle
             );
         }
-        let mut v2 = bytes.clone();
-        v2[14] = b'2';
+        let mut v3 = bytes.clone();
+        v3[14] = b'3';
         assert!(matches!(
-            BundleReader::new(&v2[..]),
-            Err(Error::UnsupportedVersion { version: 2, .. })
+            BundleReader::new(&v3[..]),
+            Err(Error::UnsupportedVersion { version: 3, .. })
         ));
         // An unknown frame kind is named as such.
         assert!(matches!(

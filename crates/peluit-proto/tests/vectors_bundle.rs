@@ -110,36 +110,45 @@ fn write(kind: BundleKind, frames: &[(FrameMeta, Vec<u8>)]) -> Vec<u8> {
 
 // --- An independent encoder, straight from docs/protocol.md#bundle ---------------------
 
-fn raw_frame(meta: &str, payload: &[u8]) -> Vec<u8> {
-    let mut frame = (meta.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(meta.as_bytes());
-    frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+/// A frame as (its bytes, its bytes without the payload): the frame digest covers the
+/// payload through the payload's SHA-256, the bundle digest everything but payloads.
+fn raw_frame(meta: &str, payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut head = (meta.len() as u32).to_be_bytes().to_vec();
+    head.extend_from_slice(meta.as_bytes());
+    head.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    let mut digested = head.clone();
+    digested.extend_from_slice(&Sha256::digest(payload));
+    let digest = Sha256::digest(&digested);
+    let mut frame = head.clone();
     frame.extend_from_slice(payload);
-    let digest = Sha256::digest(&frame);
     frame.extend_from_slice(&digest);
-    frame
+    head.extend_from_slice(&digest);
+    (frame, head)
 }
 
 fn raw_header(kind: &str) -> String {
     format!(
-        "{{\"frame\":\"header\",\"version\":1,\"kind\":\"{kind}\",\"institution\":\"itjen-contoh\",\
+        "{{\"frame\":\"header\",\"version\":2,\"kind\":\"{kind}\",\"institution\":\"itjen-contoh\",\
          \"created\":\"2026-03-14\",\"cursor_from\":100,\"cursor_to\":117}}"
     )
 }
 
 /// Magic, then `frames` (the Header first), then an End frame with `count` and the digest
 /// of everything before it.
-fn raw_bundle(frames: &[Vec<u8>], count: Option<u64>) -> Vec<u8> {
+fn raw_bundle(frames: &[(Vec<u8>, Vec<u8>)], count: Option<u64>) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
-    for frame in frames {
+    let mut bundle_hash = Sha256::new();
+    bundle_hash.update(MAGIC);
+    for (frame, without_payload) in frames {
         out.extend_from_slice(frame);
+        bundle_hash.update(without_payload);
     }
     let end = format!(
         "{{\"frame\":\"end\",\"frames\":{},\"digest\":\"{}\"}}",
         count.unwrap_or(frames.len() as u64),
-        hex::encode(Sha256::digest(&out))
+        hex::encode(bundle_hash.finalize())
     );
-    out.extend_from_slice(&raw_frame(&end, b""));
+    out.extend_from_slice(&raw_frame(&end, b"").0);
     out
 }
 
@@ -188,8 +197,8 @@ fn build_all() -> Vec<Built> {
     };
     let mut after_end = reply.clone();
     after_end.extend_from_slice(b"\n");
-    let mut v2 = reply.clone();
-    v2[14] = b'2';
+    let mut v1 = reply.clone();
+    v1[14] = b'1';
     let reply_json = b"{\"version\":1,\"sealed reply\":\"placeholder\"}";
     vec![
         Built {
@@ -367,10 +376,10 @@ fn build_all() -> Vec<Built> {
             bytes: b"age-encryption.org/v1\n-> X25519 placeholder\n".to_vec(),
         },
         Built {
-            name: "fail_version_2",
+            name: "fail_version_1",
             expect: "unsupported version",
-            description: "magic with version 2",
-            bytes: v2,
+            description: "magic with version 1, the format before payload digests",
+            bytes: v1,
         },
     ]
 }
@@ -480,7 +489,7 @@ fn every_bundle_vector_has_its_expected_outcome() {
 #[test]
 fn the_independent_encoder_agrees_with_the_writer() {
     // The reply bundle, rebuilt frame by frame from the spec.
-    let frames: Vec<Vec<u8>> = std::iter::once(raw_frame(
+    let frames: Vec<_> = std::iter::once(raw_frame(
         &raw_header("reply").replace("\"cursor_from\":100", "\"cursor_from\":117"),
         b"",
     ))

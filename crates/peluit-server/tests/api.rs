@@ -998,7 +998,7 @@ async fn mailbox_sessions_replies_and_follow_ups() {
     )
     .await;
     expect_error(
-        import(b"PELUIT-BUNDLE\n1\ngarbage".to_vec(), &server.token)
+        import(b"PELUIT-BUNDLE\n2\ngarbage".to_vec(), &server.token)
             .await
             .unwrap(),
         400,
