@@ -13,14 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 NOWASM_MIB=${1:-8}
 cargo build --quiet --release -p peluit-server
-WORK=$(mktemp -d)
-SERVER_PID=""
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }
-trap cleanup EXIT
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/release/peluit-server demo --listen "127.0.0.1:$PORT" --dir "$WORK/demo" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-until curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do sleep 0.1; done
+. web/bench/demo_server.sh
 BITS=$(curl -fsS "http://127.0.0.1:$PORT/api/v1/institutions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["institutions"][0]["pow_bits"])')
 RECIPIENTS=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(sum(k["purpose"] in ("seal","escrow-seal") for k in m["manifest"]["keys"]))' "$WORK/demo/manifest.json" 2>/dev/null || echo "?")
 head -c $((50 << 20)) /dev/urandom >"$WORK/50mib.bin"

@@ -196,30 +196,120 @@ impl Write for Sink {
     }
 }
 
+/// The SHA-256 a report lists for each sealed attachment: of all its ciphertext, header
+/// included (docs/protocol.md#sealing). [`StreamSealer`] keeps one as it seals; a caller
+/// sealing with [`UnhashedStreamSealer`] feeds the same bytes, in the same order, to one of
+/// its own, wherever it likes: the reporter's page hashes on a second core.
+#[derive(Clone, Default)]
+pub struct SealedDigest(Sha256);
+
+impl std::fmt::Debug for SealedDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedDigest").finish_non_exhaustive()
+    }
+}
+
+impl SealedDigest {
+    /// A digest of no bytes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the next ciphertext bytes.
+    pub fn update(&mut self, sealed: &[u8]) {
+        self.0.update(sealed);
+    }
+
+    /// The digest of every byte added so far.
+    pub fn finalize(&self) -> [u8; 32] {
+        self.0.clone().finalize().into()
+    }
+}
+
 /// Seals a padded message of known length one chunk at a time: feed content with
 /// [`push`](Self::push), then call [`next_tail`](Self::next_tail) until it returns `None`.
-/// Each call returns the ciphertext produced so far; memory stays around one chunk.
+/// Each call returns the ciphertext produced so far; memory stays around one chunk. The
+/// SHA-256 of the ciphertext is kept as it goes ([`sealed_sha256`](Self::sealed_sha256)).
+#[derive(Debug)]
 pub struct StreamSealer {
+    inner: UnhashedStreamSealer,
+    digest: SealedDigest,
+}
+
+impl StreamSealer {
+    /// Starts sealing `content_len` bytes of content to `recipients`. The age header and
+    /// the length prefix are ready in [`take_output`](Self::take_output).
+    pub fn new(recipients: &[SealRecipient], content_len: u64) -> Result<Self> {
+        Ok(Self {
+            inner: UnhashedStreamSealer::new(recipients, content_len)?,
+            digest: SealedDigest::new(),
+        })
+    }
+
+    fn hashed(&mut self, out: Vec<u8>) -> Vec<u8> {
+        self.digest.update(&out);
+        out
+    }
+
+    /// Ciphertext produced so far and not yet returned.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let out = self.inner.take_output();
+        self.hashed(out)
+    }
+
+    /// Seals the next piece of content and returns the ciphertext that is ready.
+    pub fn push(&mut self, content: &[u8]) -> Result<Vec<u8>> {
+        let out = self.inner.push(content)?;
+        Ok(self.hashed(out))
+    }
+
+    /// After all content is pushed: seals up to one chunk of padding, or the final chunk,
+    /// and returns its ciphertext; `None` once the message is complete.
+    pub fn next_tail(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(self.inner.next_tail()?.map(|out| self.hashed(out)))
+    }
+
+    /// SHA-256 of all ciphertext returned so far; complete once [`next_tail`](Self::next_tail)
+    /// has returned `None`. Reports list this digest for each attachment.
+    pub fn sealed_sha256(&self) -> [u8; 32] {
+        self.digest.finalize()
+    }
+
+    /// Bytes of ciphertext returned so far.
+    pub fn sealed_len(&self) -> u64 {
+        self.inner.sealed_len()
+    }
+
+    /// Bytes of ciphertext the whole message will have, known from the start: what an
+    /// upload declares before its first byte is sealed.
+    pub fn total_len(&self) -> u64 {
+        self.inner.total_len()
+    }
+}
+
+/// [`StreamSealer`] without the digest: the same ciphertext, for a caller that hashes it
+/// elsewhere with a [`SealedDigest`] (the page does, on a second core, as SHA-256 costs
+/// about as much as sealing).
+pub struct UnhashedStreamSealer {
     writer: Option<age::stream::StreamWriter<Sink>>,
     sink: Sink,
     content_len: u64,
     pushed: u64,
     padding_left: u64,
-    digest: Sha256,
     sealed_len: u64,
     total_len: u64,
 }
 
-impl std::fmt::Debug for StreamSealer {
+impl std::fmt::Debug for UnhashedStreamSealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamSealer")
+        f.debug_struct("UnhashedStreamSealer")
             .field("content_len", &self.content_len)
             .field("pushed", &self.pushed)
             .finish_non_exhaustive()
     }
 }
 
-impl StreamSealer {
+impl UnhashedStreamSealer {
     /// Starts sealing `content_len` bytes of content to `recipients`. The age header and
     /// the length prefix are ready in [`take_output`](Self::take_output).
     pub fn new(recipients: &[SealRecipient], content_len: u64) -> Result<Self> {
@@ -246,7 +336,6 @@ impl StreamSealer {
             content_len,
             pushed: 0,
             padding_left: padded - LEN_PREFIX - content_len,
-            digest: Sha256::new(),
             sealed_len: 0,
             total_len: prefix_len + padded + chunks * (SEALED_CHUNK_SIZE - CHUNK_SIZE) as u64,
         })
@@ -255,7 +344,6 @@ impl StreamSealer {
     /// Ciphertext produced so far and not yet returned.
     pub fn take_output(&mut self) -> Vec<u8> {
         let out = self.sink.take();
-        self.digest.update(&out);
         self.sealed_len += out.len() as u64;
         out
     }
@@ -301,19 +389,12 @@ impl StreamSealer {
         Ok(Some(self.take_output()))
     }
 
-    /// SHA-256 of all ciphertext returned so far; complete once [`next_tail`](Self::next_tail)
-    /// has returned `None`. Reports list this digest for each attachment.
-    pub fn sealed_sha256(&self) -> [u8; 32] {
-        self.digest.clone().finalize().into()
-    }
-
     /// Bytes of ciphertext returned so far.
     pub fn sealed_len(&self) -> u64 {
         self.sealed_len
     }
 
-    /// Bytes of ciphertext the whole message will have, known from the start: what an
-    /// upload declares before its first byte is sealed.
+    /// Bytes of ciphertext the whole message will have, known from the start.
     pub fn total_len(&self) -> u64 {
         self.total_len
     }
@@ -604,6 +685,46 @@ mod tests {
             Err(Error::TooLarge(_))
         ));
         let mut short = StreamSealer::new(&rs, 10).unwrap();
+        short.push(b"abc").unwrap();
+        assert!(short.next_tail().is_err(), "less than declared");
+    }
+
+    #[test]
+    fn unhashed_sealing_with_a_digest_kept_apart_matches() {
+        let (ids, rs) = keys(3);
+        let content: Vec<u8> = (0..150_000u32).map(|i| (i * 7) as u8).collect();
+        let mut sealer = UnhashedStreamSealer::new(&rs, content.len() as u64).unwrap();
+        let mut digest = SealedDigest::new();
+        let mut sealed = Vec::new();
+        let mut keep = |out: Vec<u8>| {
+            digest.update(&out);
+            sealed.extend(out);
+        };
+        keep(sealer.take_output());
+        for chunk in content.chunks(CHUNK_SIZE) {
+            keep(sealer.push(chunk).unwrap());
+        }
+        assert!(sealer.push(b"x").is_err(), "more than declared");
+        while let Some(tail) = sealer.next_tail().unwrap() {
+            keep(tail);
+        }
+        assert!(sealer.next_tail().unwrap().is_none(), "stays complete");
+        assert!(sealer.push(b"").is_err(), "finished");
+        assert_eq!(digest.finalize(), <[u8; 32]>::from(Sha256::digest(&sealed)));
+        assert_eq!(sealer.sealed_len(), sealed.len() as u64);
+        assert_eq!(sealer.total_len(), sealed.len() as u64);
+        let mut opened = Vec::new();
+        StreamOpener::new(&sealed[..], &ids[2..])
+            .unwrap()
+            .read_to_end(&mut opened)
+            .unwrap();
+        assert_eq!(opened, content);
+
+        assert!(matches!(
+            UnhashedStreamSealer::new(&rs, u64::MAX - 3),
+            Err(Error::TooLarge(_))
+        ));
+        let mut short = UnhashedStreamSealer::new(&rs, 10).unwrap();
         short.push(b"abc").unwrap();
         assert!(short.next_tail().is_err(), "less than declared");
     }

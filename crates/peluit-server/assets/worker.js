@@ -1,12 +1,15 @@
 // The page's crypto worker: runs peluit-web (WebAssembly, or its wasm2js translation where
 // WebAssembly is off), seals attachments chunk by chunk while uploading them, and computes
-// the proof of work, all off the main thread. Secrets stay inside the module.
+// the proof of work, all off the main thread. Secrets stay inside the module. It starts a
+// second copy of itself that only hashes sealed bytes, so sealing and its SHA-256 (about
+// as costly) run on two cores.
 // Messages and operations: docs/web.md#worker.
 
 const OP = {
   VerifyManifest: 1, NewReceipt: 2, OpenReceipt: 3, AttachmentBegin: 4,
   AttachmentPush: 5, AttachmentTail: 6, AttachmentEnd: 7, SealReport: 8, MintStamp: 9,
   AnswerChallenge: 10, OpenReply: 11, SealFollowUp: 12, Forget: 13, VerifyHistory: 14,
+  DigestBegin: 15, DigestPush: 16, DigestEnd: 17,
 };
 // Sealed bytes per upload request; memory stays near this whatever the file size.
 const UPLOAD_BATCH = 8 << 20;
@@ -17,11 +20,19 @@ const PUSH_SIZE = 64 * 1024;
 // Nonces tried per proof-of-work call between progress messages.
 const POW_SLICE = 1 << 14;
 const UPLOAD_RETRIES = 5;
+// Sealed bytes per message to the hashing worker, and how many may wait there: hashing that
+// falls behind holds sealing back instead of filling memory.
+const HASH_SLICE = 1 << 20;
+const HASH_AHEAD = 8;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 let core = null;
 let engine = "";
+let allowWasmHere = true;
+// The hashing worker's `ask`, once started; null where it could not start (then the module
+// hashes as it seals).
+let hashing;
 
 class CoreError extends Error {
   constructor(answer) {
@@ -127,43 +138,124 @@ async function sendBatch(base, blob, start) {
   }
 }
 
-async function sealAndUpload(id, file, institutionBase) {
-  const { handle, sealed_size: sealedSize } = callJson(OP.AttachmentBegin, { size: file.size });
-  const created = await postJson(`${institutionBase}/uploads`, { version: 1, sealed_size: sealedSize });
-  const base = `${institutionBase}/uploads/${created.upload}`;
-  // Sealed bytes gather in one buffer; a full batch becomes a Blob (a copy held by the
-  // browser, not the tab, and the only copy kept for a resend) and uploads while the next
-  // batch is sealed. The buffer has room for one module answer beyond a batch, so every
-  // answer is copied out before anything else can call the module.
-  let acknowledged = 0;
-  let sent = 0;
-  let inflight = null;
-  let failure = null;
+// Starts the hashing worker, once: the same script, told to hash only. Answers its `ask`,
+// or null if it cannot start (no nested workers, or its module failed to load).
+function startHashing() {
+  if (hashing !== undefined) return hashing;
+  hashing = new Promise((resolve) => {
+    if (typeof Worker !== "function") { resolve(null); return; }
+    let worker;
+    try {
+      worker = new Worker("/assets/worker.js", { type: "module" });
+    } catch (_) {
+      resolve(null);
+      return;
+    }
+    let next = 1;
+    const waiting = new Map();
+    const fail = (error) => {
+      for (const { reject } of waiting.values()) reject(error);
+      waiting.clear();
+    };
+    worker.onmessage = ({ data }) => {
+      const entry = waiting.get(data.id);
+      if (!entry) return;
+      waiting.delete(data.id);
+      if (data.error) entry.reject(new CoreError(data.error)); else entry.resolve(data.result);
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      // Later attachments are hashed in the module; this one fails and can be sent again.
+      hashing = null;
+      worker.terminate();
+      fail(new Error("hashing worker failed"));
+    };
+    const ask = (message, transfer = []) => new Promise((resolve, reject) => {
+      const id = next++;
+      waiting.set(id, { resolve, reject });
+      worker.postMessage({ ...message, id }, transfer);
+    });
+    ask({ type: "load", allowWasm: allowWasmHere, hashOnly: true }).then(
+      () => resolve(ask),
+      () => { worker.terminate(); resolve(null); },
+    );
+  });
+  return hashing;
+}
+
+// SHA-256 of one attachment's ciphertext in the hashing worker: each piece is copied out of
+// the batch buffer and transferred, never copied again; at most HASH_AHEAD are in flight.
+class RemoteDigest {
+  static async begin(ask) {
+    const { handle } = await ask({ type: "op", op: "DigestBegin", request: {} });
+    return new RemoteDigest(ask, handle);
+  }
+
+  constructor(ask, handle) {
+    this.ask = ask;
+    this.handle = handle;
+    this.inflight = [];
+  }
+
+  async push(view) {
+    const bytes = view.slice();
+    const done = this.ask({ type: "digest", handle: this.handle, bytes }, [bytes.buffer]);
+    // Awaited below or in end(); until then a failure must not count as unhandled.
+    done.catch(() => {});
+    this.inflight.push(done);
+    if (this.inflight.length >= HASH_AHEAD) await this.inflight.shift();
+  }
+
+  async end() {
+    await Promise.all(this.inflight);
+    this.inflight = [];
+    const { sealed_sha256: sha } = await this.ask({
+      type: "op", op: "DigestEnd", request: { handle: this.handle },
+    });
+    return sha;
+  }
+}
+
+// Starts sealing an attachment: with its SHA-256 in the hashing worker where one runs,
+// else in the module. Answers the sealer's handle, its sealed size and the remote digest.
+async function beginAttachment(size, hashElsewhere) {
+  const ask = hashElsewhere ? await startHashing() : null;
+  const digest = ask ? await RemoteDigest.begin(ask) : null;
+  const begun = callJson(OP.AttachmentBegin, { size, unhashed: digest !== null });
+  return { handle: begun.handle, sealedSize: begun.sealed_size, digest };
+}
+
+// Seals `file` with sealer `handle`, 64 KiB of content per module call, and hands the sealed
+// bytes on in order as Blobs of UPLOAD_BATCH bytes (the last one shorter), and to `digest`
+// (a RemoteDigest, or null when the module hashes) in HASH_SLICE pieces. Sealed bytes
+// gather in one buffer; a full batch becomes a Blob (a copy held by the browser, not the
+// tab) and `onBatch` is awaited before sealing goes on, so the caller sets the pace. The
+// buffer has room for one module answer beyond a batch, so every answer is copied out
+// before anything else can call the module. Answers the sealed length and SHA-256.
+async function sealFile(file, handle, digest, onBatch) {
   let pending = new Uint8Array(UPLOAD_BATCH + OUTPUT_SLACK);
   let filled = 0;
-  const progress = () => postMessage({ id, progress: { done: acknowledged, total: sealedSize } });
-  const settle = async () => {
-    if (inflight) await inflight;
-    inflight = null;
-    if (failure) throw failure;
+  // pending[0..hashed] has gone to the digest.
+  let hashed = 0;
+  const hashUpTo = async (end) => {
+    if (!digest || end <= hashed) return;
+    await digest.push(pending.subarray(hashed, end));
+    hashed = end;
   };
   const ship = async (length) => {
+    await hashUpTo(length);
     // A Blob body reaches Chromium's network process in one piece; a typed array is copied
     // through a small pipe and uploads about ten times slower.
     const blob = new Blob([pending.subarray(0, length)]);
     pending.copyWithin(0, length, filled);
     filled -= length;
-    await settle();
-    const start = sent;
-    sent += blob.size;
-    inflight = sendBatch(base, blob, start).then(
-      (offset) => { acknowledged = offset; progress(); },
-      (error) => { failure = error; },
-    );
+    hashed = Math.max(0, hashed - length);
+    await onBatch(blob);
   };
   const add = async (view) => {
     pending.set(view, filled);
     filled += view.length;
+    if (filled - hashed >= HASH_SLICE) await hashUpTo(filled);
     if (filled >= UPLOAD_BATCH) await ship(UPLOAD_BATCH);
   };
   const handleInput = handleBytes(handle);
@@ -182,9 +274,40 @@ async function sealAndUpload(id, file, institutionBase) {
     if (complete) break;
   }
   while (filled > 0) await ship(Math.min(filled, UPLOAD_BATCH));
-  await settle();
   pending = null;
-  const digest = callJson(OP.AttachmentEnd, { handle });
+  const end = callJson(OP.AttachmentEnd, { handle });
+  return {
+    sealed_len: end.sealed_len,
+    sealed_sha256: digest ? await digest.end() : end.sealed_sha256,
+  };
+}
+
+async function sealAndUpload(id, file, institutionBase) {
+  const { handle, sealedSize, digest: remote } = await beginAttachment(file.size, true);
+  const created = await postJson(`${institutionBase}/uploads`, { version: 1, sealed_size: sealedSize });
+  const base = `${institutionBase}/uploads/${created.upload}`;
+  // Each batch uploads while the next one is sealed; the Blob is the only copy kept for a
+  // resend.
+  let acknowledged = 0;
+  let sent = 0;
+  let inflight = null;
+  let failure = null;
+  const progress = () => postMessage({ id, progress: { done: acknowledged, total: sealedSize } });
+  const settle = async () => {
+    if (inflight) await inflight;
+    inflight = null;
+    if (failure) throw failure;
+  };
+  const digest = await sealFile(file, handle, remote, async (blob) => {
+    await settle();
+    const start = sent;
+    sent += blob.size;
+    inflight = sendBatch(base, blob, start).then(
+      (offset) => { acknowledged = offset; progress(); },
+      (error) => { failure = error; },
+    );
+  });
+  await settle();
   await postJson(`${base}/complete`, {});
   return {
     upload: created.upload,
@@ -193,6 +316,17 @@ async function sealAndUpload(id, file, institutionBase) {
     size: file.size,
     sealed_sha256: digest.sealed_sha256,
   };
+}
+
+// The page's sealing without the upload (web/bench/seal.sh times it): the same loop, the
+// batches dropped; `oneCore` keeps the hashing in the module. Answers the sealed length
+// and digest, and the milliseconds it took.
+async function sealOnly(file, oneCore) {
+  if (!oneCore) await startHashing();
+  const started = performance.now();
+  const { handle, digest } = await beginAttachment(file.size, !oneCore);
+  const sealed = await sealFile(file, handle, digest, async () => {});
+  return { ...sealed, ms: performance.now() - started };
 }
 
 function mintInModule(id, resource, bits) {
@@ -245,12 +379,20 @@ async function handle(message) {
   switch (message.type) {
     case "load": {
       [core, engine] = await loadCore(message.allowWasm);
+      allowWasmHere = message.allowWasm;
+      // The hashing worker never starts one of its own.
+      if (message.hashOnly) hashing = null;
       return { engine };
     }
+    case "digest":
+      callView(OP.DigestPush, handleBytes(message.handle), message.bytes);
+      return null;
     case "op":
       return callJson(OP[message.op], message.request);
     case "upload":
       return sealAndUpload(message.id, message.file, message.base);
+    case "seal":
+      return sealOnly(message.file, message.oneCore === true);
     case "pow":
       return mint(message.id, message.resource, message.bits);
     default:

@@ -17,7 +17,7 @@ use peluit_proto::manifest::{FormDefinition, SignedManifest, VerifiedManifest, V
 use peluit_proto::pow::Stamp;
 use peluit_proto::receipt::{Receipt, ReporterKeys};
 use peluit_proto::reply::{self, ManifestHistory, ReplyKind, SealedReply};
-use peluit_proto::seal::StreamSealer;
+use peluit_proto::seal::{SealedDigest, StreamSealer, UnhashedStreamSealer};
 use peluit_proto::wordlist::Language;
 use peluit_proto::{Error, manifest};
 use serde::{Deserialize, Serialize};
@@ -59,6 +59,12 @@ pub enum Op {
     Forget = 13,
     /// Verify the institution's manifest history and keep it for [`Op::OpenReply`].
     VerifyHistory = 14,
+    /// Start a SHA-256 of an attachment's ciphertext, for a sealer begun `unhashed`.
+    DigestBegin = 15,
+    /// Add the next ciphertext bytes to a digest (raw: handle, then bytes).
+    DigestPush = 16,
+    /// Finish a digest: the hex SHA-256 a report lists for the attachment.
+    DigestEnd = 17,
 }
 
 impl Op {
@@ -80,6 +86,9 @@ impl Op {
             SealFollowUp,
             Forget,
             VerifyHistory,
+            DigestBegin,
+            DigestPush,
+            DigestEnd,
         ]
         .into_iter()
         .find(|op| *op as u32 == code)
@@ -95,8 +104,55 @@ pub struct Session {
     policy: Option<VerifyPolicy>,
     history: Option<ManifestHistory>,
     keys: Option<ReporterKeys>,
-    sealers: BTreeMap<u32, StreamSealer>,
+    sealers: BTreeMap<u32, Sealer>,
+    /// Digests of ciphertext sealed elsewhere: the page runs them in a second worker, so
+    /// hashing (about as costly as sealing) takes the other core.
+    digests: BTreeMap<u32, SealedDigest>,
     next_handle: u32,
+}
+
+/// One attachment being sealed, its ciphertext hashed here or by the page.
+#[derive(Debug)]
+enum Sealer {
+    Hashed(StreamSealer),
+    Unhashed(UnhashedStreamSealer),
+}
+
+impl Sealer {
+    fn push(&mut self, content: &[u8]) -> Result<Vec<u8>, Error> {
+        match self {
+            Sealer::Hashed(s) => s.push(content),
+            Sealer::Unhashed(s) => s.push(content),
+        }
+    }
+
+    fn next_tail(&mut self) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            Sealer::Hashed(s) => s.next_tail(),
+            Sealer::Unhashed(s) => s.next_tail(),
+        }
+    }
+
+    fn sealed_len(&self) -> u64 {
+        match self {
+            Sealer::Hashed(s) => s.sealed_len(),
+            Sealer::Unhashed(s) => s.sealed_len(),
+        }
+    }
+
+    fn total_len(&self) -> u64 {
+        match self {
+            Sealer::Hashed(s) => s.total_len(),
+            Sealer::Unhashed(s) => s.total_len(),
+        }
+    }
+
+    fn sealed_sha256(&self) -> Option<[u8; 32]> {
+        match self {
+            Sealer::Hashed(s) => Some(s.sealed_sha256()),
+            Sealer::Unhashed(_) => None,
+        }
+    }
 }
 
 /// The answer of one call: bytes that may hold plaintext, wiped when dropped.
@@ -113,6 +169,9 @@ impl Session {
             Op::AttachmentPush => self.attachment_push(input),
             Op::AttachmentTail => self.attachment_tail(input),
             Op::AttachmentEnd => json_out(&self.attachment_end(parse(input)?)?),
+            Op::DigestBegin => json_out(&self.digest_begin(parse(input)?)),
+            Op::DigestPush => self.digest_push(input),
+            Op::DigestEnd => json_out(&self.digest_end(parse(input)?)?),
             Op::SealReport => json_out(&self.seal_report(parse(input)?)?),
             Op::MintStamp => json_out(&mint_stamp(parse(input)?)?),
             Op::AnswerChallenge => json_out(&self.answer_challenge(parse(input)?)?),
@@ -122,6 +181,7 @@ impl Session {
             Op::Forget => {
                 self.keys = None;
                 self.sealers.clear();
+                self.digests.clear();
                 json_out(&serde_json::json!({}))
             }
         }
@@ -197,10 +257,20 @@ impl Session {
         Ok(ReceiptLanguage { language })
     }
 
-    fn attachment_begin(&mut self, request: AttachmentBegin) -> Result<AttachmentSize, WebError> {
-        let sealer = StreamSealer::new(&self.manifest()?.seal_recipients(), request.size)?;
+    fn new_handle(&mut self) -> u32 {
         let handle = self.next_handle;
         self.next_handle = self.next_handle.wrapping_add(1);
+        handle
+    }
+
+    fn attachment_begin(&mut self, request: AttachmentBegin) -> Result<AttachmentSize, WebError> {
+        let recipients = self.manifest()?.seal_recipients();
+        let sealer = if request.unhashed {
+            Sealer::Unhashed(UnhashedStreamSealer::new(&recipients, request.size)?)
+        } else {
+            Sealer::Hashed(StreamSealer::new(&recipients, request.size)?)
+        };
+        let handle = self.new_handle();
         let sealed_size = sealer.total_len();
         self.sealers.insert(handle, sealer);
         Ok(AttachmentSize {
@@ -209,11 +279,8 @@ impl Session {
         })
     }
 
-    fn sealer(&mut self, input: &[u8]) -> Result<(&mut StreamSealer, usize), WebError> {
-        let handle = input
-            .first_chunk::<4>()
-            .map(|bytes| u32::from_le_bytes(*bytes))
-            .ok_or(WebError::bad_request("attachment handle"))?;
+    fn sealer(&mut self, input: &[u8]) -> Result<(&mut Sealer, usize), WebError> {
+        let handle = raw_handle(input)?;
         let sealer = self
             .sealers
             .get_mut(&handle)
@@ -252,10 +319,36 @@ impl Session {
         }
         let digest = AttachmentDigest {
             sealed_len: sealer.sealed_len(),
-            sealed_sha256: hex::encode(sealer.sealed_sha256()),
+            sealed_sha256: sealer.sealed_sha256().map(hex::encode),
         };
         self.sealers.remove(&request.handle);
         Ok(digest)
+    }
+
+    fn digest_begin(&mut self, _: Empty) -> Handle {
+        let handle = self.new_handle();
+        self.digests.insert(handle, SealedDigest::new());
+        Handle { handle }
+    }
+
+    /// Answers nothing: the bytes are ciphertext the page already has.
+    fn digest_push(&mut self, input: &[u8]) -> Result<Output, WebError> {
+        let handle = raw_handle(input)?;
+        self.digests
+            .get_mut(&handle)
+            .ok_or(WebError::bad_request("unknown digest handle"))?
+            .update(&input[4..]);
+        Ok(Zeroizing::new(Vec::new()))
+    }
+
+    fn digest_end(&mut self, request: Handle) -> Result<SealedSha256, WebError> {
+        let digest = self
+            .digests
+            .remove(&request.handle)
+            .ok_or(WebError::bad_request("unknown digest handle"))?;
+        Ok(SealedSha256 {
+            sealed_sha256: hex::encode(digest.finalize()),
+        })
     }
 
     fn seal_report(&mut self, request: ReportRequest) -> Result<SealedEnvelope, WebError> {
@@ -410,6 +503,14 @@ fn attachment_refs(list: &[AttachmentIn]) -> Result<Vec<AttachmentRef>, WebError
         .collect()
 }
 
+/// The u32 (little-endian) that starts a raw request: a sealer's or a digest's handle.
+fn raw_handle(input: &[u8]) -> Result<u32, WebError> {
+    input
+        .first_chunk::<4>()
+        .map(|bytes| u32::from_le_bytes(*bytes))
+        .ok_or(WebError::bad_request("attachment handle"))
+}
+
 fn parse<'a, T: Deserialize<'a>>(input: &'a [u8]) -> Result<T, WebError> {
     serde_json::from_slice(input).map_err(|_| WebError::bad_request("request JSON"))
 }
@@ -473,6 +574,9 @@ struct ReceiptLanguage {
 #[serde(deny_unknown_fields)]
 struct AttachmentBegin {
     size: u64,
+    /// The page hashes the ciphertext itself ([`Op::DigestBegin`]), on another core.
+    #[serde(default)]
+    unhashed: bool,
 }
 
 #[derive(Serialize)]
@@ -481,15 +585,26 @@ struct AttachmentSize {
     sealed_size: u64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Handle {
     handle: u32,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
 #[derive(Serialize)]
 struct AttachmentDigest {
     sealed_len: u64,
+    /// Absent for a sealer begun `unhashed`: the page's own digest is the one to list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealed_sha256: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SealedSha256 {
     sealed_sha256: String,
 }
 

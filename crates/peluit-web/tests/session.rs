@@ -17,6 +17,7 @@ use peluit_proto::reply::{Reply, ReplyKind, seal_reply};
 use peluit_proto::seal::open_padded;
 use peluit_web::{Op, Session, WebError};
 use serde_json::{Value, json};
+use sha2::Digest;
 
 const ORIGIN: &str = "http://127.0.0.1:8080";
 
@@ -178,6 +179,87 @@ fn a_report_with_an_attachment_opens_on_the_desk() {
     stamp.verify(&sealed.sha256(), 4).unwrap();
 }
 
+/// The page's split: a sealer begun `unhashed` in one session (the sealing worker) and
+/// its ciphertext hashed by another (the hashing worker); the digest is the ciphertext's.
+#[test]
+fn an_attachment_hashed_in_another_session_has_the_ciphertexts_digest() {
+    let desk = desk();
+    let mut sealing = Session::default();
+    verify(&mut sealing, &desk, ORIGIN).unwrap();
+    let mut hashing = Session::default();
+    let content: Vec<u8> = (0..150_000u32).map(|i| (i * 3) as u8).collect();
+    let begin = call(
+        &mut sealing,
+        Op::AttachmentBegin,
+        json!({"size": content.len(), "unhashed": true}),
+    )
+    .unwrap();
+    let handle = u32::try_from(begin["handle"].as_u64().unwrap()).unwrap();
+    let digest = call(&mut hashing, Op::DigestBegin, json!({})).unwrap();
+    let digest = u32::try_from(digest["handle"].as_u64().unwrap()).unwrap();
+    let mut sealed = Vec::new();
+    let mut keep = |hashing: &mut Session, out: &[u8]| {
+        let pushed = hashing
+            .call(Op::DigestPush, &[&digest.to_le_bytes()[..], out].concat())
+            .unwrap();
+        assert!(pushed.is_empty());
+        sealed.extend_from_slice(out);
+    };
+    for piece in content.chunks(65_536) {
+        let input = [&handle.to_le_bytes()[..], piece].concat();
+        keep(
+            &mut hashing,
+            &sealing.call(Op::AttachmentPush, &input).unwrap(),
+        );
+    }
+    loop {
+        let out = sealing
+            .call(Op::AttachmentTail, &handle.to_le_bytes())
+            .unwrap();
+        keep(&mut hashing, &out[1..]);
+        if out[0] == 1 {
+            break;
+        }
+    }
+    let end = call(&mut sealing, Op::AttachmentEnd, json!({"handle": handle})).unwrap();
+    assert_eq!(end["sealed_len"], sealed.len());
+    assert!(end.get("sealed_sha256").is_none(), "{end}");
+    let sha = call(&mut hashing, Op::DigestEnd, json!({"handle": digest})).unwrap();
+    assert_eq!(
+        sha["sealed_sha256"],
+        hex::encode(<[u8; 32]>::from(sha2::Sha256::digest(&sealed)))
+    );
+    let opened = open_padded(&sealed, std::slice::from_ref(&desk.seal), 1 << 20).unwrap();
+    assert!(*opened == content);
+
+    // A finished or unknown digest, or a request without a handle, is refused and the
+    // session goes on.
+    for (op, request) in [
+        (Op::DigestEnd, json!({"handle": digest})),
+        (Op::DigestEnd, json!({"handle": 99})),
+        (Op::DigestEnd, json!({})),
+        (Op::DigestBegin, json!({"extra": 1})),
+    ] {
+        assert_eq!(
+            call(&mut hashing, op, request).unwrap_err().code,
+            "bad_request"
+        );
+    }
+    for input in [&[1u8, 0][..], &99u32.to_le_bytes()] {
+        let refused = hashing.call(Op::DigestPush, input).unwrap_err();
+        assert_eq!(refused.code, "bad_request");
+    }
+    let again = call(&mut hashing, Op::DigestBegin, json!({})).unwrap();
+    let again = u32::try_from(again["handle"].as_u64().unwrap()).unwrap();
+    call(&mut hashing, Op::Forget, json!({})).unwrap();
+    let forgotten = call(&mut hashing, Op::DigestEnd, json!({"handle": again}));
+    assert_eq!(
+        forgotten.unwrap_err().code,
+        "bad_request",
+        "Forget drops digests"
+    );
+}
+
 #[test]
 fn refusals_have_codes_and_leave_the_session_usable() {
     let desk = desk();
@@ -288,7 +370,7 @@ fn refusals_have_codes_and_leave_the_session_usable() {
         )),
         "no_receipt"
     );
-    assert!(Op::from_code(0).is_none() && Op::from_code(15).is_none());
+    assert!(Op::from_code(0).is_none() && Op::from_code(18).is_none());
 }
 
 /// The body of `GET …/manifests`: the signed documents as served, oldest first.
