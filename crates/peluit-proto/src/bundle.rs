@@ -641,7 +641,7 @@ const FINGERPRINT_LEN: usize = 16;
 /// frame digest covers and an envelope pins, and a Poly1305 fingerprint of it under a key
 /// drawn for this payload alone and never written anywhere. A re-read
 /// ([`Frame::pinned_payload_reader`]) recomputes the fingerprint instead of the SHA-256,
-/// at about a quarter of the cost: whoever chose other bytes, knowing nothing of the key,
+/// at about a third of the cost: whoever chose other bytes, knowing nothing of the key,
 /// matches it with probability at most 8⌈L/16⌉/2^106 for L bytes, below 2^-74 for the
 /// largest payload. docs/protocol.md#bundle
 pub struct PayloadPin {
@@ -665,38 +665,41 @@ impl std::fmt::Debug for PayloadPin {
     }
 }
 
-/// Poly1305 over a payload fed in pieces of any size: whole 16-byte blocks go to the MAC
-/// as they come and the last partial block at the end, so the result does not depend on
-/// how the payload was split.
+/// Poly1305 over a payload fed in pieces of any size: whole groups of four 16-byte blocks go
+/// to the MAC as they come, the rest at the end, so the result does not depend on how the
+/// payload was split. Groups of four keep poly1305's AVX2 backend on its four-block path,
+/// about three times faster than block by block.
 struct Fingerprint {
     mac: Poly1305,
-    partial: [u8; 16],
+    partial: [u8; FINGERPRINT_GROUP],
     filled: usize,
 }
+
+const FINGERPRINT_GROUP: usize = 64;
 
 impl Fingerprint {
     fn new(key: &[u8; 32]) -> Self {
         Self {
             mac: Poly1305::new(key.into()),
-            partial: [0; 16],
+            partial: [0; FINGERPRINT_GROUP],
             filled: 0,
         }
     }
 
     fn update(&mut self, mut bytes: &[u8]) {
         if self.filled > 0 {
-            let take = bytes.len().min(16 - self.filled);
+            let take = bytes.len().min(FINGERPRINT_GROUP - self.filled);
             self.partial[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
             self.filled += take;
             bytes = &bytes[take..];
-            if self.filled < 16 {
+            if self.filled < FINGERPRINT_GROUP {
                 return;
             }
             self.mac.update_padded(&self.partial);
             self.filled = 0;
         }
-        // Whole blocks only: `update_padded` pads nothing then.
-        let whole = bytes.len() - bytes.len() % 16;
+        // Whole groups only: `update_padded` pads nothing then.
+        let whole = bytes.len() - bytes.len() % FINGERPRINT_GROUP;
         self.mac.update_padded(&bytes[..whole]);
         let rest = &bytes[whole..];
         self.partial[..rest.len()].copy_from_slice(rest);
