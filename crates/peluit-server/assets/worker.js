@@ -22,8 +22,8 @@ const POW_SLICE = 1 << 14;
 const UPLOAD_RETRIES = 5;
 // Sealed bytes per message to the hashing worker, and how many may wait there: hashing that
 // falls behind holds sealing back instead of filling memory.
-const HASH_SLICE = 1 << 20;
-const HASH_AHEAD = 8;
+const HASH_SLICE = 512 << 10;
+const HASH_AHEAD = 4;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -184,7 +184,9 @@ function startHashing() {
 }
 
 // SHA-256 of one attachment's ciphertext in the hashing worker: each piece is copied out of
-// the batch buffer and transferred, never copied again; at most HASH_AHEAD are in flight.
+// the batch buffer into a buffer transferred there and back, so the same few buffers carry
+// the whole attachment and no garbage piles up in either worker; at most HASH_AHEAD are in
+// flight.
 class RemoteDigest {
   static async begin(ask) {
     const { handle } = await ask({ type: "op", op: "DigestBegin", request: {} });
@@ -195,11 +197,19 @@ class RemoteDigest {
     this.ask = ask;
     this.handle = handle;
     this.inflight = [];
+    this.spare = [];
   }
 
   async push(view) {
-    const bytes = view.slice();
-    const done = this.ask({ type: "digest", handle: this.handle, bytes }, [bytes.buffer]);
+    let buffer = this.spare.pop();
+    // A piece can exceed HASH_SLICE by up to one module answer.
+    if (!buffer || buffer.byteLength < view.length) {
+      buffer = new ArrayBuffer(Math.max(view.length, 2 * HASH_SLICE));
+    }
+    const bytes = new Uint8Array(buffer, 0, view.length);
+    bytes.set(view);
+    const done = this.ask({ type: "digest", handle: this.handle, bytes }, [buffer])
+      .then((back) => { this.spare.push(back.buffer); });
     // Awaited below or in end(); until then a failure must not count as unhandled.
     done.catch(() => {});
     this.inflight.push(done);
@@ -386,7 +396,8 @@ async function handle(message) {
     }
     case "digest":
       callView(OP.DigestPush, handleBytes(message.handle), message.bytes);
-      return null;
+      // Sent back (transferred) for the next piece.
+      return message.bytes;
     case "op":
       return callJson(OP[message.op], message.request);
     case "upload":
@@ -403,7 +414,8 @@ async function handle(message) {
 self.onmessage = async (event) => {
   const message = event.data;
   try {
-    postMessage({ id: message.id, result: await handle(message) });
+    const result = await handle(message);
+    postMessage({ id: message.id, result }, result instanceof Uint8Array ? [result.buffer] : []);
   } catch (error) {
     postMessage({
       id: message.id,
