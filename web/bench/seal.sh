@@ -7,7 +7,8 @@
 # first is the baseline of the ratios. NAME=DIR,one-core seals with the hashing kept in the
 # module (no hashing worker). Then SHA-256 and ChaCha20-Poly1305 alone, from the
 # bench kernels (web/bench/kernels) built with rustc's default wasm32 features and with
-# +simd128: the ceilings of what the sealer can reach.
+# +simd128: the ceilings of what the sealer can reach; and the same kernels translated by
+# wasm2js under Node's --jitless, the ceilings without WebAssembly.
 # Usage: web/bench/seal.sh [-n RUNS] [-m MIB] [NAME=DIR[,one-core] ...]
 #   (default: 7 runs, 50 MiB, served=crates/peluit-server/assets)
 set -euo pipefail
@@ -69,3 +70,22 @@ print("primitives alone (web/bench/kernels, one call over the whole buffer):")
 for name, times in result["kernels"].items():
     line(name, times, None)
 PY
+
+# Without WebAssembly the page runs wasm2js's translation under the browser's interpreter
+# (Tor Browser at "Safer" has no JIT): the same kernels built for the MVP feature set,
+# translated as web/build.sh does, timed over 1 MiB by Node's V8 with --jitless.
+(cd web/bench/kernels && CARGO_TARGET_DIR=$ROOT/target/bench-kernels-mvp RUSTFLAGS="-C target-cpu=mvp" \
+  cargo build --offline --quiet --release --target wasm32-unknown-unknown)
+web/node_modules/.bin/wasm2js "$ROOT/target/bench-kernels-mvp/wasm32-unknown-unknown/release/peluit_bench_kernels.wasm" \
+  -O2 -o "$WORK/kernels-nowasm.mjs"
+echo "primitives without WebAssembly (wasm2js, node --jitless, one call over 1 MiB):"
+node --jitless --input-type=module -e '
+const kernels = await import(process.argv[1]);
+const len = 1 << 20;
+kernels.kernel_buffer(len);
+for (const name of ["chacha20_v09", "chacha20poly1305", "sha256_v10", "stream_sealer"]) {
+  const started = performance.now();
+  kernels[`kernel_${name}`](len);
+  const ms = performance.now() - started;
+  console.log(`  ${name.padEnd(32)} ${ms.toFixed(0).padStart(8)} ms  ${(1000 / ms).toFixed(2).padStart(7)} MiB/s`);
+}' "$WORK/kernels-nowasm.mjs" 2> >(grep -v "expose_wasm" >&2)
