@@ -415,7 +415,9 @@ self.onmessage = async (event) => {
   const message = event.data;
   try {
     const result = await handle(message);
-    postMessage({ id: message.id, result }, result instanceof Uint8Array ? [result.buffer] : []);
+    // Only a digest piece goes back transferred: its buffer is the sender's, never the
+    // module's memory, which a transfer would detach.
+    postMessage({ id: message.id, result }, message.type === "digest" ? [result.buffer] : []);
   } catch (error) {
     postMessage({
       id: message.id,
