@@ -79,7 +79,26 @@ pub struct AttachmentMeta {
     pub stored: bool,
 }
 
+/// The `source` of a case's file sent through the bring-your-own-ciphertext form.
+pub const OWN_CIPHERTEXT: &str = "own-ciphertext";
+
+/// How the desk marks an attachment its case announces but no bundle has carried yet (an
+/// upload not finished, or a frame left out): a later export brings it.
+pub const NOT_RECEIVED: &str = "belum diterima / not received yet";
+
 impl AttachmentMeta {
+    /// The plaintext size, once known: a large bring-your-own file has no envelope to
+    /// declare it, so it is known only when the file has arrived.
+    pub fn known_size(&self) -> Option<u64> {
+        (self.stored || self.source != OWN_CIPHERTEXT).then_some(self.size)
+    }
+
+    /// The size as the case views show it.
+    pub fn size_label(&self) -> String {
+        self.known_size()
+            .map_or_else(|| "? bytes".to_owned(), |n| format!("{n} bytes"))
+    }
+
     /// The warning for this file's type, if any.
     pub fn warning(&self) -> Option<&'static str> {
         risk(&self.file, &self.media_type).map(|r| r.warning())
@@ -136,6 +155,19 @@ impl CaseMeta {
     /// Writes `case.json` into a case folder atomically.
     pub fn save(&self, dir: &Path) -> DeskResult<()> {
         fsutil::write_atomic(&dir.join("case.json"), &to_json(self))
+    }
+
+    /// How many of its attachments no bundle has carried yet.
+    pub fn not_received(&self) -> usize {
+        self.attachments.iter().filter(|a| !a.stored).count()
+    }
+
+    /// The attachment count as the case lists show it, naming those not received yet.
+    pub fn attachments_summary(&self) -> String {
+        match self.not_received() {
+            0 => self.attachments.len().to_string(),
+            n => format!("{} ({n} {NOT_RECEIVED})", self.attachments.len()),
+        }
     }
 
     /// The follow-up sequence numbers already held.

@@ -13,7 +13,7 @@ use peluit_proto::reply::ReplyKind;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::casefile::{CaseMeta, category_label};
+use crate::casefile::{CaseMeta, NOT_RECEIVED, category_label};
 use crate::ceremony::{self, ManifestPlan};
 use crate::desk::{Desk, read_signed_manifest};
 use crate::error::{DeskError, DeskResult};
@@ -485,14 +485,16 @@ pub fn run(cli: &Cli) -> DeskResult<Output> {
                     meta.received,
                     meta.status,
                     meta.unread_follow_ups,
-                    meta.attachments.len(),
+                    meta.attachments_summary(),
                     category
                 ));
                 rows.push(json!({
                     "case": meta.case, "received": meta.received, "reported": meta.reported,
                     "category": meta.category, "status": meta.status,
                     "unread_follow_ups": meta.unread_follow_ups,
-                    "attachments": meta.attachments.len(), "withdrawn": meta.withdrawn,
+                    "attachments": meta.attachments.len(),
+                    "attachments_not_received": meta.not_received(),
+                    "withdrawn": meta.withdrawn,
                 }));
             }
             if rows.is_empty() {
@@ -518,22 +520,23 @@ pub fn run(cli: &Cli) -> DeskResult<Output> {
             for a in &meta.attachments {
                 let path = dir.join("attachments").join(&a.file);
                 text.push_str(&format!(
-                    "  {} ({} bytes, {}) {}\n",
+                    "  {} ({}, {}) {}\n",
                     a.original_name,
-                    a.size,
+                    a.size_label(),
                     a.media_type,
                     if a.stored {
                         path.display().to_string()
                     } else {
-                        "not received yet".into()
+                        NOT_RECEIVED.to_owned()
                     }
                 ));
                 if let Some(warning) = a.warning() {
                     text.push_str(&format!("    warning: {warning}\n"));
                 }
                 files.push(json!({
-                    "name": a.original_name, "file": a.stored.then(|| path.clone()),
-                    "size": a.size, "media_type": a.media_type, "warning": a.warning(),
+                    "name": a.original_name, "received": a.stored,
+                    "file": a.stored.then(|| path.clone()),
+                    "size": a.known_size(), "media_type": a.media_type, "warning": a.warning(),
                 }));
             }
             let mut messages = Vec::new();

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use peluit_proto::manifest::FormDefinition;
 
-use crate::casefile::{CaseMeta, category_label};
+use crate::casefile::{CaseMeta, NOT_RECEIVED, category_label};
 use crate::desk::Desk;
 use crate::error::DeskResult;
 use crate::fsutil;
@@ -93,7 +93,7 @@ pub fn write_index(desk: &Desk, form: Option<&FormDefinition>) -> DeskResult<()>
                 escape(&category),
                 escape(&status),
                 meta.unread_follow_ups,
-                meta.attachments.len(),
+                escape(&meta.attachments_summary()),
                 id = meta.case,
             ));
         }
@@ -147,12 +147,12 @@ pub fn case_page(dir: &Path, meta: &CaseMeta, form: Option<&FormDefinition>) -> 
             let state = if a.stored {
                 format!("attachments/{}", a.file)
             } else {
-                "belum diterima / not received yet".to_owned()
+                NOT_RECEIVED.to_owned()
             };
             body.push_str(&format!(
-                "<li>{} ({} bytes, {}, {}) &mdash; <code>{}</code>",
+                "<li>{} ({}, {}, {}) &mdash; <code>{}</code>",
                 escape(&a.original_name),
-                a.size,
+                escape(&a.size_label()),
                 escape(&a.media_type),
                 escape(&a.source),
                 escape(&state)

@@ -32,7 +32,9 @@ use peluit_proto::sealed::SealedMessage;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::casefile::{AttachmentMeta, CaseMeta, MessageMeta, attachment_entries, render_report};
+use crate::casefile::{
+    AttachmentMeta, CaseMeta, MessageMeta, OWN_CIPHERTEXT, attachment_entries, render_report,
+};
 use crate::desk::{Desk, manifest_error, to_json};
 use crate::error::{DeskError, DeskResult, describe_proto};
 use crate::fsutil;
@@ -48,8 +50,6 @@ const PIECES_WAITING: usize = 4;
 /// Plaintext written since the last write-back: the flush before a case is renamed into
 /// place then has little left to do.
 const WRITE_BACK_EVERY: u64 = 64 * 1024 * 1024;
-/// The `source` of a case's file sent through the bring-your-own-ciphertext form.
-const OWN_CIPHERTEXT: &str = "own-ciphertext";
 
 /// The upload of a bring-your-own file not yet seen: the case frame does not name it, so
 /// its attachment frame binds it. docs/desk.md#import
@@ -625,32 +625,7 @@ impl Importer<'_> {
         let mut meta = CaseMeta::from_report(case, day, &report);
         meta.attachments = attachment_entries(&report.attachments, "report", &[]);
         drop(report);
-        let final_dir = self.desk.case_dir(case);
-        let dir = fsutil::temp_beside(&final_dir);
-        let written = (|| {
-            fsutil::create_dir(&dir.join("messages"))?;
-            fsutil::create_dir(&dir.join("attachments"))?;
-            fsutil::write_new(&dir.join("report.txt"), text.as_bytes())
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_dir_all(&dir);
-            return Err(CaseFailure {
-                case,
-                code: e.code,
-                what: e.what,
-            });
-        }
-        self.staged.insert(
-            case,
-            Staged {
-                dir,
-                meta,
-                is_new: true,
-                changed: true,
-                failed: None,
-            },
-        );
-        Ok(())
+        self.stage_new_case(meta, &text, None)
     }
 
     /// A bring-your-own-ciphertext case. A file of at most 1 MiB is the case's envelope
@@ -692,7 +667,7 @@ impl Importer<'_> {
         };
         let report = own_ciphertext_report(case, day, file, text);
         let meta = self.own_ciphertext_meta(case, day, mailbox_key, entry);
-        self.stage_own_ciphertext(case, meta, &report, Some((file, &plaintext)))
+        self.stage_new_case(meta, &report, Some((file, &plaintext)))
     }
 
     /// A large bring-your-own file: the envelope must open, to this desk, as the empty
@@ -731,7 +706,7 @@ impl Importer<'_> {
         };
         let report = own_ciphertext_report(case, day, file, None);
         let meta = self.own_ciphertext_meta(case, day, mailbox_key, entry);
-        self.stage_own_ciphertext(case, meta, &report, None)
+        self.stage_new_case(meta, &report, None)
     }
 
     fn own_ciphertext_meta(
@@ -760,15 +735,15 @@ impl Importer<'_> {
         }
     }
 
-    /// Writes a bring-your-own case's temporary folder (with the whole file, when it came
-    /// as the envelope) and stages it.
-    fn stage_own_ciphertext(
+    /// Writes a new case's temporary folder (`report.txt`, and the whole file of a small
+    /// bring-your-own case) and stages it; a folder that cannot be written is removed.
+    fn stage_new_case(
         &mut self,
-        case: CaseId,
         meta: CaseMeta,
         report: &str,
         whole_file: Option<(&str, &[u8])>,
     ) -> Result<(), CaseFailure> {
+        let case = meta.case;
         let dir = fsutil::temp_beside(&self.desk.case_dir(case));
         let written = (|| {
             fsutil::create_dir(&dir.join("messages"))?;

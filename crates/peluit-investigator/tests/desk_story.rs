@@ -1,10 +1,11 @@
 //! The desk end to end without a server: key ceremony, manifest, an export bundle built
-//! with proto like the server builds it, import (twice), tampered and foreign input,
-//! replies and the reply bundle, which the reporter's keys open.
+//! with proto like the server builds it, import (twice), attachments arriving in a later
+//! export, tampered and foreign input, replies and the reply bundle the reporter opens.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use clap::Parser as _;
@@ -51,6 +52,12 @@ impl World {
         run(&Cli::try_parse_from(argv).unwrap())
     }
 
+    /// Runs a command that must succeed.
+    fn ok(&self, args: &[&str]) -> Output {
+        self.cli(args)
+            .unwrap_or_else(|e| panic!("{args:?} failed: {} ({})", e.what, e.code))
+    }
+
     fn path(&self, name: &str) -> String {
         self.root.join(name).display().to_string()
     }
@@ -79,14 +86,8 @@ fn ceremony() -> World {
         pass_file,
         _dir: dir,
     };
-    let key = world
-        .cli(&[
-            "keygen",
-            "manifest-key",
-            "--out",
-            &world.path("manifest.key"),
-        ])
-        .unwrap();
+    let manifest_key = world.path("manifest.key");
+    let key = world.ok(&["keygen", "manifest-key", "--out", &manifest_key]);
     let public = key.json["fingerprint"]["public"]
         .as_str()
         .unwrap()
@@ -99,54 +100,46 @@ fn ceremony() -> World {
             .count(),
         8
     );
-    world
-        .cli(&[
-            "init",
-            "--institution",
-            INSTITUTION,
-            "--manifest-key",
-            &public,
-        ])
-        .unwrap();
-    world
-        .cli(&["keygen", "investigator", "--holder", "investigator:ani"])
-        .unwrap();
-    world
-        .cli(&["keygen", "escrow", "--out", &world.path("escrow.key")])
-        .unwrap();
-    let investigator_public = world.desk.join("keys/investigator.key.public.json");
-    world
-        .cli(&[
-            "manifest",
-            "new",
-            "--institution",
-            INSTITUTION,
-            "--name",
-            "Inspektorat Contoh",
-            "--origin",
-            "https://lapor.contoh.go.id",
-            "--keys",
-            &investigator_public.display().to_string(),
-            "--keys",
-            &world.path("escrow.key.public.json"),
-            "--out",
-            &world.path("manifest.unsigned.json"),
-        ])
-        .unwrap();
-    world
-        .cli(&[
-            "manifest",
-            "sign",
-            &world.path("manifest.unsigned.json"),
-            "--key",
-            &world.path("manifest.key"),
-            "--out",
-            &world.path("manifest.json"),
-        ])
-        .unwrap();
-    world
-        .cli(&["manifest", "install", &world.path("manifest.json")])
-        .unwrap();
+    world.ok(&[
+        "init",
+        "--institution",
+        INSTITUTION,
+        "--manifest-key",
+        &public,
+    ]);
+    world.ok(&["keygen", "investigator", "--holder", "investigator:ani"]);
+    world.ok(&["keygen", "escrow", "--out", &world.path("escrow.key")]);
+    let investigator = world.desk.join("keys/investigator.key.public.json");
+    let investigator = investigator.display().to_string();
+    let escrow = world.path("escrow.key.public.json");
+    let unsigned = world.path("manifest.unsigned.json");
+    let signed = world.path("manifest.json");
+    world.ok(&[
+        "manifest",
+        "new",
+        "--institution",
+        INSTITUTION,
+        "--name",
+        "Inspektorat Contoh",
+        "--origin",
+        "https://lapor.contoh.go.id",
+        "--keys",
+        &investigator,
+        "--keys",
+        &escrow,
+        "--out",
+        &unsigned,
+    ]);
+    world.ok(&[
+        "manifest",
+        "sign",
+        &unsigned,
+        "--key",
+        &manifest_key,
+        "--out",
+        &signed,
+    ]);
+    world.ok(&["manifest", "install", &signed]);
     world
 }
 
@@ -208,18 +201,43 @@ fn report(manifest: &VerifiedManifest, text: &str, files: &[(&str, &str, &[u8])]
     }
 }
 
-fn export_bundle(
-    path: &Path,
+/// A case's frame, announcing as many attachments as the case has.
+fn case_frame(c: &SealedCase) -> (FrameMeta, &[u8]) {
+    let meta = FrameMeta::Case {
+        case: c.case,
+        day: day(TODAY),
+        mailbox_key: c.reporter.mailbox_public_key(),
+        attachments: c.attachments.len() as u32,
+    };
+    (meta, &c.envelope)
+}
+
+/// The frame of a case's attachment `index`.
+fn attachment_frame(c: &SealedCase, index: usize) -> (FrameMeta, &[u8]) {
+    let (upload, sealed) = &c.attachments[index];
+    let meta = FrameMeta::Attachment {
+        case: c.case,
+        upload: *upload,
+        index: index as u32,
+    };
+    (meta, sealed)
+}
+
+/// An export bundle as the server writes one for the cursors `cursors`: the manifest if
+/// given, then `frames`.
+fn write_export(
+    path: impl AsRef<Path>,
     institution: &str,
+    cursors: Range<u64>,
     manifest: Option<&VerifiedManifest>,
-    cases: &[&SealedCase],
+    frames: &[(FrameMeta, &[u8])],
 ) {
     let header = BundleHeader {
         kind: BundleKind::Export,
         institution: institution.parse().unwrap(),
         created: day(TODAY),
-        cursor_from: 0,
-        cursor_to: 7,
+        cursor_from: cursors.start,
+        cursor_to: cursors.end,
     };
     let file = std::fs::File::create(path).unwrap();
     let mut writer = BundleWriter::new(file, &header).unwrap();
@@ -228,24 +246,27 @@ fn export_bundle(
             .write_frame(&FrameMeta::Manifest, &m.signed().to_json())
             .unwrap();
     }
-    for c in cases {
-        let meta = FrameMeta::Case {
-            case: c.case,
-            day: day(TODAY),
-            mailbox_key: c.reporter.mailbox_public_key(),
-            attachments: c.attachments.len() as u32,
-        };
-        writer.write_frame(&meta, &c.envelope).unwrap();
-        for (index, (upload, sealed)) in c.attachments.iter().enumerate() {
-            let meta = FrameMeta::Attachment {
-                case: c.case,
-                upload: *upload,
-                index: index as u32,
-            };
-            writer.write_frame(&meta, sealed).unwrap();
-        }
+    for (meta, payload) in frames {
+        writer.write_frame(meta, payload).unwrap();
     }
     writer.finish().unwrap();
+}
+
+/// An export bundle of whole cases, each followed by all its attachments.
+fn export_bundle(
+    path: &Path,
+    institution: &str,
+    manifest: Option<&VerifiedManifest>,
+    cases: &[&SealedCase],
+) {
+    let frames: Vec<_> = cases
+        .iter()
+        .flat_map(|c| {
+            std::iter::once(case_frame(c))
+                .chain((0..c.attachments.len()).map(|index| attachment_frame(c, index)))
+        })
+        .collect();
+    write_export(path, institution, 0..7, manifest, &frames);
 }
 
 /// Every file under `dir` with its bytes.
@@ -507,24 +528,12 @@ fn a_case_sealed_to_other_keys_or_with_a_traversal_name_is_refused() {
     foreign.envelope = peluit_proto::seal::seal_padded(b"{}", &[stranger.recipient()]).unwrap();
     // The frame says one attachment for the traversal case, as the envelope lists.
     let bundle = world.root.join("bad.bundle");
-    let header = BundleHeader {
-        kind: BundleKind::Export,
-        institution: INSTITUTION.parse().unwrap(),
-        created: day(TODAY),
-        cursor_from: 0,
-        cursor_to: 2,
-    };
-    let mut writer = BundleWriter::new(std::fs::File::create(&bundle).unwrap(), &header).unwrap();
-    for (c, n) in [(&traversal, 1), (&foreign, 0)] {
-        let meta = FrameMeta::Case {
-            case: c.case,
-            day: day(TODAY),
-            mailbox_key: c.reporter.mailbox_public_key(),
-            attachments: n,
-        };
-        writer.write_frame(&meta, &c.envelope).unwrap();
+    let (mut traversal_frame, envelope) = case_frame(&traversal);
+    if let FrameMeta::Case { attachments, .. } = &mut traversal_frame {
+        *attachments = 1;
     }
-    writer.finish().unwrap();
+    let frames = [(traversal_frame, envelope), case_frame(&foreign)];
+    write_export(&bundle, INSTITUTION, 0..2, None, &frames);
     let out = world
         .cli(&["import", &bundle.display().to_string()])
         .unwrap();
@@ -586,28 +595,16 @@ fn follow_ups_and_withdrawals_reach_existing_cases() {
         attachments: vec![],
     };
     let sealed = seal_follow_up(&follow_up, &manifest).unwrap();
-    let header = BundleHeader {
-        kind: BundleKind::Export,
-        institution: INSTITUTION.parse().unwrap(),
-        created: day(TODAY),
-        cursor_from: 7,
-        cursor_to: 9,
-    };
     let second = world.root.join("second.bundle");
-    let mut writer = BundleWriter::new(std::fs::File::create(&second).unwrap(), &header).unwrap();
-    writer
-        .write_frame(
-            &FrameMeta::FollowUp {
-                case: case.case,
-                seq: 1,
-            },
-            sealed.as_bytes(),
-        )
-        .unwrap();
-    writer
-        .write_frame(&FrameMeta::Delete { case: case.case }, &[])
-        .unwrap();
-    writer.finish().unwrap();
+    let follow_up_frame = FrameMeta::FollowUp {
+        case: case.case,
+        seq: 1,
+    };
+    let frames = [
+        (follow_up_frame, sealed.as_bytes()),
+        (FrameMeta::Delete { case: case.case }, &[][..]),
+    ];
+    write_export(&second, INSTITUTION, 7..9, None, &frames);
     let out = world
         .cli(&["--json", "import", &second.display().to_string()])
         .unwrap();
@@ -642,4 +639,407 @@ fn follow_ups_and_withdrawals_reach_existing_cases() {
         .cli(&["status", &case.case.to_string(), "closed"])
         .unwrap_err();
     assert_eq!(err.code, "case-withdrawn");
+}
+
+/// The files added, removed or changed between two snapshots of `root`, relative to it.
+fn changed_files(
+    before: &BTreeMap<PathBuf, Vec<u8>>,
+    after: &BTreeMap<PathBuf, Vec<u8>>,
+    root: &Path,
+) -> Vec<String> {
+    let paths: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
+    paths
+        .into_iter()
+        .filter(|p| before.get(*p) != after.get(*p))
+        .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+        .collect()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The line of `text` that names `file`.
+fn line_naming<'t>(text: &'t str, file: &str) -> &'t str {
+    let mut lines = text.lines().filter(|l| l.contains(file));
+    let line = lines
+        .next()
+        .unwrap_or_else(|| panic!("no line names {file}"));
+    assert!(lines.next().is_none(), "one line names {file}");
+    line
+}
+
+const NOT_RECEIVED: &str = "belum diterima / not received yet";
+
+/// The files under `dir`, relative to it.
+fn files_of(dir: &Path) -> Vec<String> {
+    snapshot(dir)
+        .into_keys()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect()
+}
+
+/// Writes the server's next export (cursors 7 to 9: the current manifest, then `frames`)
+/// as `name`, and imports it; returns its path and what the import said.
+fn import_next_export(
+    world: &World,
+    name: &str,
+    frames: &[(FrameMeta, &[u8])],
+) -> (String, Output) {
+    let path = world.path(name);
+    write_export(&path, INSTITUTION, 7..9, Some(&world.manifest()), frames);
+    let out = world.ok(&["--json", "import", &path]);
+    (path, out)
+}
+
+/// A next export whose one `frame` the desk must refuse with `code`, leaving the case in
+/// `case_dir` as it was (no file, no temporary file).
+fn assert_late_frame_refused(
+    world: &World,
+    name: &str,
+    frame: (FrameMeta, &[u8]),
+    code: &str,
+    case_dir: &Path,
+) {
+    let before = snapshot(case_dir);
+    let (_, out) = import_next_export(world, name, &[frame]);
+    assert!(out.partial, "{}", out.json);
+    assert_eq!(out.json["import"]["failures"][0]["code"], code);
+    assert_eq!(
+        out.json["import"]["failures"][0]["case"].as_str(),
+        case_dir.file_name().unwrap().to_str()
+    );
+    assert_eq!(snapshot(case_dir), before, "{name} changed the case");
+}
+
+/// All a late attachment `file` of case `id` may change on the desk: the file, the case's
+/// metadata and page, the desk's index and state.
+fn late_attachment_changes(id: &str, file: &str) -> Vec<String> {
+    vec![
+        format!("cases/{id}/attachments/{file}"),
+        format!("cases/{id}/case.json"),
+        format!("cases/{id}/index.html"),
+        "index.html".to_owned(),
+        "state.json".to_owned(),
+    ]
+}
+
+/// A case announces two attachments and its bundle carries only the first (the upload
+/// was not finished when the server exported): the case is written with the report and
+/// that file, and every view says the second has not arrived. The server's next export
+/// carries it alone; importing that adds the file and drops the mark, nothing else, and
+/// importing it again (or everything again from cursor 0) changes nothing.
+#[test]
+fn an_attachment_not_received_yet_arrives_with_the_next_export() {
+    let world = ceremony();
+    let manifest = world.manifest();
+    let recording: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+    let case = report(
+        &manifest,
+        "Rapat pembagian fee proyek.",
+        &[
+            ("notulen.txt", "text/plain", b"notulen rapat 3 Maret"),
+            ("rekaman.mp3", "audio/mpeg", &recording),
+        ],
+    );
+    let id = case.case.to_string();
+    let case_dir = world.desk.join("cases").join(&id);
+    let first = world.path("first.bundle");
+    let frames = [case_frame(&case), attachment_frame(&case, 0)];
+    write_export(&first, INSTITUTION, 0..7, Some(&manifest), &frames);
+    let out = world.ok(&["--json", "import", &first]);
+    assert!(!out.partial, "{}", out.json);
+    assert_eq!(out.json["import"]["new_cases"], serde_json::json!([id]));
+    assert_eq!(out.json["import"]["new_attachments"], 1);
+
+    // The folder holds the report and the first file, nothing for the second.
+    assert_eq!(
+        files_of(&case_dir),
+        [
+            "attachments/notulen.txt",
+            "case.json",
+            "index.html",
+            "report.txt"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(case_dir.join("attachments/notulen.txt")).unwrap(),
+        b"notulen rapat 3 Maret"
+    );
+    let meta = read_json(&case_dir.join("case.json"));
+    assert_eq!(meta["attachments"][0]["stored"], true);
+    assert_eq!(meta["attachments"][1]["stored"], false);
+    // The case's page, `cases show` (both in both languages), its JSON, and the lists.
+    let page = read_text(&case_dir.join("index.html"));
+    assert!(
+        line_naming(&page, "rekaman.mp3").contains(NOT_RECEIVED),
+        "{page}"
+    );
+    assert!(line_naming(&page, "notulen.txt").contains("attachments/notulen.txt"));
+    assert_eq!(page.matches(NOT_RECEIVED).count(), 1);
+    let shown = world.ok(&["cases", "show", &id]);
+    assert!(line_naming(&shown.text, "rekaman.mp3").contains(NOT_RECEIVED));
+    let notulen = case_dir.join("attachments/notulen.txt");
+    assert!(line_naming(&shown.text, "notulen.txt").contains(&notulen.display().to_string()));
+    let shown = world.ok(&["--json", "cases", "show", &id]);
+    let files = &shown.json["attachments"];
+    assert_eq!(files[0]["received"], true);
+    assert_eq!(files[0]["file"], notulen.display().to_string());
+    assert_eq!(files[1]["received"], false);
+    assert_eq!(files[1]["file"], serde_json::Value::Null);
+    assert_eq!(files[1]["size"], recording.len());
+    let list = world.ok(&["--json", "cases", "list"]);
+    assert_eq!(list.json["cases"][0]["attachments"], 2);
+    assert_eq!(list.json["cases"][0]["attachments_not_received"], 1);
+    let listed = world.ok(&["cases", "list"]);
+    assert!(listed.text.contains(&format!("files 2 (1 {NOT_RECEIVED})")));
+    let index = read_text(&world.desk.join("index.html"));
+    assert!(
+        index.contains(&format!("<td>2 (1 {NOT_RECEIVED})</td>")),
+        "{index}"
+    );
+
+    // The server's next export carries the attachment alone (its case went in the last).
+    let before = snapshot(&world.desk);
+    let (later, out) = import_next_export(&world, "later.bundle", &[attachment_frame(&case, 1)]);
+    assert!(!out.partial, "{}", out.json);
+    assert_eq!(out.json["import"]["new_cases"], serde_json::json!([]));
+    assert_eq!(out.json["import"]["new_attachments"], 1);
+    assert_eq!(
+        changed_files(&before, &snapshot(&world.desk), &world.desk),
+        late_attachment_changes(&id, "rekaman.mp3")
+    );
+    assert!(std::fs::read(case_dir.join("attachments/rekaman.mp3")).unwrap() == recording);
+    // In case.json only the mark changed; on the pages the mark became the file's path.
+    let mut expected = meta;
+    expected["attachments"][1]["stored"] = true.into();
+    assert_eq!(read_json(&case_dir.join("case.json")), expected);
+    assert_eq!(
+        read_text(&case_dir.join("index.html")),
+        page.replace(NOT_RECEIVED, "attachments/rekaman.mp3")
+    );
+    assert_eq!(
+        read_text(&world.desk.join("index.html")),
+        index.replace(&format!("<td>2 (1 {NOT_RECEIVED})</td>"), "<td>2</td>")
+    );
+    let shown = world.ok(&["--json", "cases", "show", &id]);
+    assert_eq!(shown.json["attachments"][1]["received"], true);
+    let shown = world.ok(&["cases", "show", &id]);
+    assert!(!shown.text.contains(NOT_RECEIVED) && !shown.text.contains("not received"));
+    let list = world.ok(&["--json", "cases", "list"]);
+    assert_eq!(list.json["cases"][0]["attachments_not_received"], 0);
+
+    // Again, the first bundle again, and everything again from cursor 0 (a courier whose
+    // state was lost): nothing changes.
+    let before = snapshot(&world.desk);
+    let again = world.ok(&["--json", "import", &later]);
+    assert_eq!(again.json["import"]["already_imported"], true);
+    assert_eq!(again.json["import"]["new_attachments"], 0);
+    world.ok(&["import", &first]);
+    let whole = world.path("whole.bundle");
+    let frames = [
+        case_frame(&case),
+        attachment_frame(&case, 0),
+        attachment_frame(&case, 1),
+    ];
+    write_export(&whole, INSTITUTION, 0..9, Some(&manifest), &frames);
+    let again = world.ok(&["--json", "import", &whole]);
+    assert_eq!(again.json["import"]["known_cases"], 1);
+    assert_eq!(again.json["import"]["new_attachments"], 0);
+    assert_eq!(
+        changed_files(&before, &snapshot(&world.desk), &world.desk),
+        ["state.json"],
+        "only the new bundle's digest is recorded"
+    );
+}
+
+/// The late attachment is checked like any other: one that is not the file the report
+/// pins, or one the report does not list, is refused and leaves the case as it was (no
+/// file, no temporary file, the mark still there); the right one still arrives after.
+#[test]
+fn a_late_attachment_that_is_not_the_reported_one_changes_nothing() {
+    let world = ceremony();
+    let manifest = world.manifest();
+    let case = report(
+        &manifest,
+        "Dua lampiran.",
+        &[
+            ("a.txt", "text/plain", b"satu"),
+            ("b.txt", "text/plain", b"dua"),
+        ],
+    );
+    let id = case.case.to_string();
+    let first = world.path("first.bundle");
+    let frames = [case_frame(&case), attachment_frame(&case, 0)];
+    write_export(&first, INSTITUTION, 0..7, None, &frames);
+    world.ok(&["import", &first]);
+    let case_dir = world.desk.join("cases").join(&id);
+
+    // Another file sealed to the same keys in its place, with every digest valid; the
+    // right file under an upload the report does not list, or at another position.
+    let (meta, sealed) = attachment_frame(&case, 1);
+    let fake = seal_attachment(&manifest, b"palsu").0;
+    assert_late_frame_refused(
+        &world,
+        "swapped.bundle",
+        (meta, &fake),
+        "integrity",
+        &case_dir,
+    );
+    let at = |upload: UploadId, index: u32| FrameMeta::Attachment {
+        case: case.case,
+        upload,
+        index,
+    };
+    let unlisted = (at(UploadId::random(), 1), sealed);
+    assert_late_frame_refused(
+        &world,
+        "unlisted.bundle",
+        unlisted,
+        "unlisted-attachment",
+        &case_dir,
+    );
+    let misplaced = (at(case.attachments[1].0, 0), sealed);
+    assert_late_frame_refused(
+        &world,
+        "misplaced.bundle",
+        misplaced,
+        "attachment-mismatch",
+        &case_dir,
+    );
+    let (_, out) = import_next_export(&world, "later.bundle", &[attachment_frame(&case, 1)]);
+    assert!(!out.partial, "{}", out.json);
+    assert_eq!(read_text(&case_dir.join("attachments/b.txt")), "dua");
+}
+
+/// A file too large for the bring-your-own form's envelope travels as the case's one
+/// attachment, an unpadded age stream under an empty envelope the server seals. Exported
+/// before its frame, the case shows the file as not received and its size as unknown; a
+/// damaged or misplaced late frame is refused and changes nothing; the right one binds
+/// the upload, size and digest, and importing it again changes nothing.
+#[test]
+fn a_bring_your_own_file_not_received_yet_arrives_with_the_next_export() {
+    use sha2::{Digest as _, Sha256};
+    let world = ceremony();
+    let manifest = world.manifest();
+    let recipients = manifest.seal_recipients();
+    let content: Vec<u8> = (0..1_500_000u32).map(|i| (i % 239) as u8).collect();
+    let sealed = peluit_proto::seal::seal(&content, &recipients).unwrap();
+    let upload = UploadId::random();
+    let own = SealedCase {
+        case: CaseId::random(),
+        envelope: peluit_proto::seal::seal_padded(b"", &recipients).unwrap(),
+        attachments: vec![(upload, sealed.clone())],
+        // The server makes a mailbox key nobody holds the secret half of.
+        reporter: Receipt::generate().derive(&INSTITUTION.parse().unwrap()),
+    };
+    let id = own.case.to_string();
+    let case_dir = world.desk.join("cases").join(&id);
+    let first = world.path("first.bundle");
+    write_export(&first, INSTITUTION, 0..7, None, &[case_frame(&own)]);
+    let out = world.ok(&["--json", "import", &first]);
+    assert!(!out.partial, "{}", out.json);
+    assert_eq!(out.json["import"]["new_cases"], serde_json::json!([id]));
+    assert_eq!(
+        files_of(&case_dir),
+        ["case.json", "index.html", "report.txt"]
+    );
+    let meta = read_json(&case_dir.join("case.json"));
+    assert_eq!(meta["attachments"][0]["source"], "own-ciphertext");
+    assert_eq!(meta["attachments"][0]["stored"], false);
+    let page = read_text(&case_dir.join("index.html"));
+    let line = line_naming(&page, "submitted-file.bin (");
+    assert!(
+        line.contains(NOT_RECEIVED) && line.contains("(? bytes,"),
+        "{line}"
+    );
+    let shown = world.ok(&["cases", "show", &id]);
+    let line = line_naming(&shown.text, "submitted-file.bin (");
+    assert!(
+        line.contains(NOT_RECEIVED) && line.contains("(? bytes,"),
+        "{line}"
+    );
+    let shown = world.ok(&["--json", "cases", "show", &id]);
+    assert_eq!(shown.json["attachments"][0]["received"], false);
+    assert_eq!(
+        shown.json["attachments"][0]["size"],
+        serde_json::Value::Null
+    );
+    let list = world.ok(&["--json", "cases", "list"]);
+    assert_eq!(list.json["cases"][0]["attachments_not_received"], 1);
+
+    // A flipped byte (digests made valid again) or another position: refused, with no
+    // file and no temporary file left in the case's folder.
+    let mut flipped = sealed.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 1;
+    let (meta_frame, _) = attachment_frame(&own, 0);
+    let flipped = (meta_frame, &flipped[..]);
+    assert_late_frame_refused(
+        &world,
+        "flipped.bundle",
+        flipped,
+        "decryption-failed",
+        &case_dir,
+    );
+    let at = |index: u32| FrameMeta::Attachment {
+        case: own.case,
+        upload,
+        index,
+    };
+    let misplaced = (at(1), &sealed[..]);
+    assert_late_frame_refused(
+        &world,
+        "misplaced.bundle",
+        misplaced,
+        "attachment-mismatch",
+        &case_dir,
+    );
+
+    let before = snapshot(&world.desk);
+    let (later, out) = import_next_export(&world, "later.bundle", &[attachment_frame(&own, 0)]);
+    assert!(!out.partial, "{}", out.json);
+    assert_eq!(out.json["import"]["new_attachments"], 1);
+    assert_eq!(
+        changed_files(&before, &snapshot(&world.desk), &world.desk),
+        late_attachment_changes(&id, "submitted-file.bin")
+    );
+    assert!(std::fs::read(case_dir.join("attachments/submitted-file.bin")).unwrap() == content);
+    // Known only now: the upload that carried it, its size and the digest pass 1 read.
+    let mut expected = meta;
+    let entry = &mut expected["attachments"][0];
+    entry["stored"] = true.into();
+    entry["upload"] = upload.to_string().into();
+    entry["size"] = content.len().into();
+    entry["sealed_sha256"] = hex::encode(Sha256::digest(&sealed)).into();
+    assert_eq!(read_json(&case_dir.join("case.json")), expected);
+    assert_eq!(
+        read_text(&case_dir.join("index.html")),
+        page.replace(
+            &format!(
+                "(? bytes, application/octet-stream, own-ciphertext) &mdash; <code>{NOT_RECEIVED}"
+            ),
+            &format!(
+                "({} bytes, application/octet-stream, own-ciphertext) &mdash; \
+                 <code>attachments/submitted-file.bin",
+                content.len()
+            )
+        )
+    );
+    let shown = world.ok(&["--json", "cases", "show", &id]);
+    assert_eq!(shown.json["attachments"][0]["received"], true);
+    assert_eq!(shown.json["attachments"][0]["size"], content.len());
+
+    let before = snapshot(&world.desk);
+    let again = world.ok(&["--json", "import", &later]);
+    assert_eq!(again.json["import"]["new_attachments"], 0);
+    assert_eq!(
+        snapshot(&world.desk),
+        before,
+        "a second import changes nothing"
+    );
 }
