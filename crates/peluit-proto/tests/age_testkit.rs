@@ -21,9 +21,13 @@
 //! the legacy stanza encoding the `age` crate still accepts, so the two `stanza_missing_*`
 //! vectors fail as the testkit expects).
 
+mod vector_file;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use vector_file::{VectorFile, read_dir};
 
 use peluit_proto::Error;
 use peluit_proto::keys::SealIdentity;
@@ -41,58 +45,18 @@ fn testkit_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/age-testkit")
 }
 
-/// One testkit file: its header lines (a name may repeat) and its raw age body.
-struct Vector {
-    name: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Vector {
-    fn parse(name: String, bytes: &[u8]) -> Self {
-        let split = bytes
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .unwrap_or_else(|| panic!("{name}: no blank line after the header"));
-        let header = std::str::from_utf8(&bytes[..split])
-            .unwrap_or_else(|_| panic!("{name}: header is not UTF-8"));
-        let headers = header
-            .lines()
-            .map(|line| {
-                let (key, value) = line
-                    .split_once(':')
-                    .unwrap_or_else(|| panic!("{name}: header line without a colon: {line}"));
-                (key.trim().to_owned(), value.trim().to_owned())
-            })
-            .collect();
-        let mut vector = Self {
-            name,
-            headers,
-            body: bytes[split + 2..].to_vec(),
-        };
-        match vector.first("compressed") {
-            None => {}
-            Some("zlib") => {
-                let mut body = Vec::new();
-                flate2::read::ZlibDecoder::new(&vector.body[..])
-                    .read_to_end(&mut body)
-                    .unwrap_or_else(|e| panic!("{}: bad zlib body: {e}", vector.name));
-                vector.body = body;
-            }
-            Some(other) => panic!("{}: unknown compression {other}", vector.name),
+/// Inflates a `compressed: zlib` body in place; other compressions fail the test.
+fn decompress(vector: &mut VectorFile) {
+    match vector.optional("compressed") {
+        None => {}
+        Some("zlib") => {
+            let mut body = Vec::new();
+            flate2::read::ZlibDecoder::new(&vector.body[..])
+                .read_to_end(&mut body)
+                .unwrap_or_else(|e| panic!("{}: bad zlib body: {e}", vector.name));
+            vector.body = body;
         }
-        vector
-    }
-
-    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.headers
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn first(&self, key: &str) -> Option<&str> {
-        self.all(key).next()
+        Some(other) => panic!("{}: unknown compression {other}", vector.name),
     }
 }
 
@@ -103,11 +67,11 @@ enum Skip {
     Hybrid,
 }
 
-fn skip_reason(vector: &Vector) -> Option<Skip> {
-    if vector.first("armored") == Some("yes") {
+fn skip_reason(vector: &VectorFile) -> Option<Skip> {
+    if vector.optional("armored") == Some("yes") {
         return Some(Skip::Armored);
     }
-    if vector.first("passphrase").is_some() {
+    if vector.all("passphrase").next().is_some() {
         return Some(Skip::Scrypt);
     }
     if vector
@@ -119,35 +83,22 @@ fn skip_reason(vector: &Vector) -> Option<Skip> {
     None
 }
 
-fn load_vectors() -> Vec<Vector> {
+fn load_vectors() -> Vec<VectorFile> {
     let dir = testkit_dir();
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "the C2SP age testkit is missing at {} ({e}); it lives in shared/testdata/age-testkit \
-             beside the repository (copy shared/ next to the checkout)",
-            dir.display()
-        )
-    });
-    let mut vectors: Vec<Vector> = entries
-        .map(|entry| entry.expect("readable testkit folder").path())
-        .filter(|path| path.file_name().is_some_and(|n| n != "SOURCE.txt"))
-        .map(|path| {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .expect("UTF-8 vector name")
-                .to_owned();
-            let bytes = std::fs::read(&path).expect("readable vector");
-            Vector::parse(name, &bytes)
-        })
-        .collect();
-    vectors.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(
+        dir.is_dir(),
+        "the C2SP age testkit is missing at {}; it lives in shared/testdata/age-testkit \
+         beside the repository (copy shared/ next to the checkout)",
+        dir.display()
+    );
+    let mut vectors = read_dir(&dir, &["SOURCE.txt"]);
+    vectors.iter_mut().for_each(decompress);
     vectors
 }
 
 /// Opens one supported vector through both openers. Returns the classified outcome
 /// (the payload's SHA-256 in hex on success) or a description of a disagreement.
-fn run_vector(vector: &Vector) -> Result<Result<String, FailureClass>, String> {
+fn run_vector(vector: &VectorFile) -> Result<Result<String, FailureClass>, String> {
     let identities: Vec<SealIdentity> = vector
         .all("identity")
         .map(|text| {
@@ -181,13 +132,11 @@ fn run_vector(vector: &Vector) -> Result<Result<String, FailureClass>, String> {
 }
 
 /// Checks one supported vector against its `expect:` header (or its known deviation).
-fn check(vector: &Vector) -> Result<(), String> {
-    let expect = vector
-        .first("expect")
-        .unwrap_or_else(|| panic!("{}: no expect header", vector.name));
+fn check(vector: &VectorFile) -> Result<(), String> {
+    let expect = vector.required("expect");
     let payload = || {
         vector
-            .first("payload")
+            .optional("payload")
             .unwrap_or_else(|| panic!("{}: success without payload", vector.name))
             .to_owned()
     };

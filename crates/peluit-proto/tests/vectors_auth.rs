@@ -6,9 +6,12 @@
 // helpers too.
 #![cfg(test)]
 
+mod pinned;
 mod support;
+mod vector_file;
 
-use support::Vector;
+use pinned::Vector;
+use vector_file::VectorFile;
 
 use std::collections::BTreeMap;
 
@@ -32,6 +35,14 @@ fn class(error: &Error) -> &'static str {
         Error::TooLarge(_) => "too large",
         other => panic!("no vector class for {other:?}"),
     }
+}
+
+/// The 32 bytes a vector's header `key` gives in hex.
+fn hex32(vector: &VectorFile, key: &str) -> [u8; 32] {
+    hex::decode(vector.required(key))
+        .unwrap()
+        .try_into()
+        .unwrap()
 }
 
 fn key(seed: &[u8; 32]) -> SigningKey {
@@ -307,47 +318,37 @@ fn generate() -> BTreeMap<&'static str, Vector> {
     out
 }
 
-fn check(name: &str, vector: &Vector) {
-    let expect = vector.get("expect");
-    assert_eq!(
-        expect == "success",
-        !name.starts_with("fail_"),
-        "{name}: negative vectors are named fail_…"
-    );
-    let outcome = match vector.get("kind") {
+fn check(vector: &VectorFile) {
+    let name = vector.name.as_str();
+    let expect = vector.required("expect");
+    let outcome = match vector.required("kind") {
         "challenge" => {
-            let nonce: [u8; 32] = hex::decode(vector.get("nonce"))
-                .unwrap()
-                .try_into()
-                .unwrap();
-            let issued = Challenge::from_issued(institution(vector.get("institution")), nonce);
-            Challenge::from_json(vector.body.as_bytes()).map(|parsed| {
+            let nonce = hex32(vector, "nonce");
+            let issued = Challenge::from_issued(institution(vector.required("institution")), nonce);
+            Challenge::from_json(&vector.body[..]).map(|parsed| {
                 assert_eq!(parsed, issued, "{name}");
-                assert_eq!(parsed.to_json(), vector.body.as_bytes(), "{name}");
+                assert_eq!(parsed.to_json(), &vector.body[..], "{name}");
             })
         }
         "response" => {
-            let seed: [u8; 32] = hex::decode(vector.get("mailbox seed"))
-                .unwrap()
-                .try_into()
-                .unwrap();
+            let seed = hex32(vector, "mailbox seed");
             let signer = key(&seed);
             assert_eq!(
                 signer.verifying_key().to_string(),
-                vector.get("mailbox key")
+                vector.required("mailbox key")
             );
-            let challenge = Challenge::from_json(vector.get("challenge").as_bytes()).unwrap();
+            let challenge = Challenge::from_json(vector.required("challenge").as_bytes()).unwrap();
             assert_eq!(
                 auth_signed(&challenge, &signer.verifying_key()),
-                vector.get("signed"),
+                vector.required("signed"),
                 "{name}"
             );
-            ChallengeResponse::from_json(vector.body.as_bytes())
+            ChallengeResponse::from_json(&vector.body[..])
                 .and_then(|response| {
                     verify_response(&challenge, &response).map(|id| (response, id))
                 })
                 .map(|(response, id)| {
-                    assert_eq!(id.to_string(), vector.get("mailbox id"), "{name}");
+                    assert_eq!(id.to_string(), vector.required("mailbox id"), "{name}");
                     // Ed25519 is deterministic: the response is reproducible from the seed.
                     assert_eq!(respond(&challenge, &signer), response, "{name}");
                     // The header's `signed` bytes are what the signature covers.
@@ -355,39 +356,37 @@ fn check(name: &str, vector: &Vector) {
                         .verifying_key()
                         .verify(
                             SignContext::MailboxAuth,
-                            vector.get("signed").as_bytes(),
+                            vector.required("signed").as_bytes(),
                             response.signature(),
                         )
                         .unwrap();
                 })
         }
         "follow-up" => {
-            let seed: [u8; 32] = hex::decode(vector.get("mailbox seed"))
-                .unwrap()
-                .try_into()
-                .unwrap();
+            let seed = hex32(vector, "mailbox seed");
             let signer = key(&seed);
-            let public: VerifyingKey = vector.get("mailbox key").parse().unwrap();
+            let public: VerifyingKey = vector.required("mailbox key").parse().unwrap();
             assert_eq!(signer.verifying_key(), public, "{name}");
-            let here = institution(vector.get("institution"));
-            let mailbox: MailboxId = vector.get("mailbox id").parse().unwrap();
-            let digest: [u8; 32] = hex::decode(vector.get("sealed sha256"))
-                .unwrap()
-                .try_into()
-                .unwrap();
+            let here = institution(vector.required("institution"));
+            let mailbox: MailboxId = vector.required("mailbox id").parse().unwrap();
+            let digest = hex32(vector, "sealed sha256");
             assert_eq!(
                 follow_up_signed(&here, &mailbox, &digest),
-                vector.get("signed")
+                vector.required("signed")
             );
             let signature = Signature::from_bytes(
-                encoding::unb64_array::<64>(&vector.body, "signature").unwrap(),
+                encoding::unb64_array::<64>(
+                    std::str::from_utf8(&vector.body).expect("base64 is text"),
+                    "signature",
+                )
+                .unwrap(),
             );
             verify_follow_up(&public, &here, &mailbox, &digest, &signature).map(|()| {
                 assert_eq!(sign_follow_up(&signer, &here, &mailbox, &digest), signature);
                 public
                     .verify(
                         SignContext::FollowUp,
-                        vector.get("signed").as_bytes(),
+                        vector.required("signed").as_bytes(),
                         &signature,
                     )
                     .unwrap();
@@ -401,18 +400,12 @@ fn check(name: &str, vector: &Vector) {
     }
 }
 
-#[test]
-fn every_auth_vector_holds() {
-    support::check_committed(AREA, 15, check);
-}
-
-#[test]
-fn auth_vectors_are_pinned() {
-    support::assert_pinned(AREA, generate());
-}
-
-#[test]
-#[ignore = "rewrites the committed vectors"]
-fn write_auth_vectors() {
-    support::write_all(AREA, generate(), check);
+pinned::vector_tests! {
+    area: AREA,
+    at_least: 15,
+    generate: generate,
+    check: check,
+    holds: every_auth_vector_holds,
+    pinned: auth_vectors_are_pinned,
+    rewrite: write_auth_vectors,
 }

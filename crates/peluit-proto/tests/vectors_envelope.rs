@@ -25,8 +25,11 @@
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
+mod support;
+mod vector_file;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use vector_file::VectorFile;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -49,9 +52,7 @@ use peluit_proto::wordlist::Language;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/envelope")
-}
+const AREA: &str = "envelope";
 
 /// Investigators' identities 0x11..0x13, the escrow 0x30 (as in the manifest vectors).
 const SEAL_SEEDS: [u8; 4] = [0x11, 0x12, 0x13, 0x30];
@@ -219,51 +220,9 @@ struct Vector {
     body: Body,
 }
 
-struct Parsed {
-    name: String,
-    headers: Vec<(String, String)>,
-    header_bytes: Vec<u8>,
-    body: Vec<u8>,
-}
-
-impl Parsed {
-    fn parse(name: String, bytes: &[u8]) -> Self {
-        let split = bytes
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .unwrap_or_else(|| panic!("{name}: no blank line after the header"));
-        let header = std::str::from_utf8(&bytes[..split]).unwrap();
-        let headers = header
-            .lines()
-            .map(|line| {
-                let (k, v) = line
-                    .split_once(": ")
-                    .unwrap_or_else(|| panic!("{name}: bad header line {line:?}"));
-                (k.to_owned(), v.to_owned())
-            })
-            .collect();
-        Self {
-            name,
-            headers,
-            header_bytes: bytes[..split + 2].to_vec(),
-            body: bytes[split + 2..].to_vec(),
-        }
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn one(&self, name: &str) -> &str {
-        match self.all(name)[..] {
-            [value] => value,
-            _ => panic!("{}: needs exactly one {name}", self.name),
-        }
-    }
+/// The header part of a committed file's `bytes`, blank line included.
+fn header_of<'a>(bytes: &'a [u8], parsed: &VectorFile) -> &'a [u8] {
+    &bytes[..bytes.len() - parsed.body.len()]
 }
 
 impl Vector {
@@ -508,9 +467,8 @@ fn class(error: &Error) -> String {
     }
 }
 
-fn identities(v: &Parsed) -> Vec<SealIdentity> {
+fn identities(v: &VectorFile) -> Vec<SealIdentity> {
     v.all("identity seed")
-        .iter()
         .map(|h| {
             let bytes: [u8; 32] = hex::decode(h).unwrap().try_into().unwrap();
             SealIdentity::from_secret_bytes(&Zeroizing::new(bytes))
@@ -520,8 +478,8 @@ fn identities(v: &Parsed) -> Vec<SealIdentity> {
 
 /// Opens the vector's message with `identity` as its `type:` says; `Ok` on success after
 /// comparing with the fixed value.
-fn open_as(v: &Parsed, sealed: &SealedMessage, identity: SealIdentity) -> Result<(), String> {
-    let outcome = match v.one("type") {
+fn open_as(v: &VectorFile, sealed: &SealedMessage, identity: SealIdentity) -> Result<(), String> {
+    let outcome = match v.required("type") {
         "report" => open_report(sealed, &[identity]).map(|r| {
             assert!(r == expected_report(), "{}: not the fixed report", v.name);
         }),
@@ -537,15 +495,15 @@ fn open_as(v: &Parsed, sealed: &SealedMessage, identity: SealIdentity) -> Result
     outcome.map_err(|e| class(&e))
 }
 
-fn run(v: &Parsed) -> String {
+fn run(v: &VectorFile) -> String {
     let ids = identities(v);
     assert!(!ids.is_empty(), "{}: no identity seed", v.name);
     let recipients: Vec<_> = ids.iter().map(SealIdentity::recipient).collect();
-    let sealed = match v.one("format") {
+    let sealed = match v.required("format") {
         "json" => {
             assert_eq!(
                 hex::encode(Sha256::digest(&v.body)),
-                v.one("payload sha256"),
+                v.required("payload sha256"),
                 "{}",
                 v.name
             );
@@ -577,11 +535,11 @@ fn run(v: &Parsed) -> String {
         "{}: identities disagree",
         v.name
     );
-    if v.one("format") == "age base64" && v.one("expect") == "success" {
+    if v.required("format") == "age base64" && v.required("expect") == "success" {
         let inner = plaintext_of(&sealed);
         assert_eq!(
             hex::encode(Sha256::digest(&inner)),
-            v.one("payload sha256"),
+            v.required("payload sha256"),
             "{}",
             v.name
         );
@@ -594,31 +552,19 @@ fn run(v: &Parsed) -> String {
 
 #[test]
 fn every_vector_gives_its_expected_outcome() {
-    let mut count = 0;
-    for entry in fs::read_dir(dir()).expect("tests/vectors/envelope exists") {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let v = Parsed::parse(name.clone(), &fs::read(&path).unwrap());
-        let expect = v.one("expect").to_owned();
-        assert_eq!(
-            expect == "success",
-            !name.starts_with("fail_"),
-            "{name}: fail_ names and failure expectations go together"
-        );
-        assert_eq!(run(&v), expect, "{name}");
-        count += 1;
+    for v in support::committed(AREA, vectors().len()) {
+        assert_eq!(run(&v), v.required("expect"), "{}", v.name);
     }
-    assert!(count >= vectors().len(), "some vectors are missing");
 }
 
 #[test]
 fn committed_vectors_match_the_generator() {
     for v in vectors() {
-        let committed = fs::read(dir().join(&v.name))
+        let committed = fs::read(support::dir(AREA).join(&v.name))
             .unwrap_or_else(|_| panic!("{} is missing: run write_envelope_vectors", v.name));
-        let parsed = Parsed::parse(v.name.clone(), &committed);
+        let parsed = VectorFile::parse(&v.name, &committed);
         assert!(
-            parsed.header_bytes == v.header_bytes(),
+            header_of(&committed, &parsed) == v.header_bytes(),
             "{}: the header differs from what the code generates; if intended, run \
              write_envelope_vectors and review the diff",
             v.name
@@ -637,24 +583,24 @@ fn committed_vectors_match_the_generator() {
 #[test]
 #[ignore = "rewrites the committed vectors; run on purpose and review the diff"]
 fn write_envelope_vectors() {
-    fs::create_dir_all(dir()).unwrap();
+    fs::create_dir_all(support::dir(AREA)).unwrap();
     let recipients: Vec<_> = SEAL_SEEDS
         .iter()
         .map(|&n| identity(n).recipient())
         .collect();
     for v in vectors() {
-        let path = dir().join(&v.name);
+        let path = support::dir(AREA).join(&v.name);
         let header = v.header_bytes();
         let body = match v.body {
             Body::Fixed(body) => body,
             Body::Sealed { plaintext, padded } => {
                 // Keep a committed ciphertext whose header (and so payload) is unchanged.
-                let existing = fs::read(&path)
-                    .ok()
-                    .map(|bytes| Parsed::parse(v.name.clone(), &bytes))
-                    .filter(|p| p.header_bytes == header);
+                let existing = fs::read(&path).ok().and_then(|bytes| {
+                    let parsed = VectorFile::parse(&v.name, &bytes);
+                    (header_of(&bytes, &parsed) == header).then_some(parsed.body)
+                });
                 match existing {
-                    Some(p) => p.body,
+                    Some(body) => body,
                     None if padded => wrap_base64(&seal_padded(&plaintext, &recipients).unwrap()),
                     None => wrap_base64(&seal(&plaintext, &recipients).unwrap()),
                 }

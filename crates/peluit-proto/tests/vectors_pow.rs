@@ -6,9 +6,12 @@
 // helpers too.
 #![cfg(test)]
 
+mod pinned;
 mod support;
+mod vector_file;
 
-use support::Vector;
+use pinned::Vector;
+use vector_file::VectorFile;
 
 use std::collections::BTreeMap;
 
@@ -177,22 +180,18 @@ fn generate() -> BTreeMap<&'static str, Vector> {
     out
 }
 
-fn check(name: &str, vector: &Vector) {
-    let expect = vector.get("expect");
-    assert_eq!(
-        expect == "success",
-        !name.starts_with("fail_"),
-        "{name}: negative vectors are named fail_…"
-    );
-    let resource: [u8; 32] = hex::decode(vector.get("resource"))
+fn check(vector: &VectorFile) {
+    let name = vector.name.as_str();
+    let expect = vector.required("expect");
+    let resource: [u8; 32] = hex::decode(vector.required("resource"))
         .unwrap()
         .try_into()
         .unwrap();
-    let min_bits: u8 = vector.get("min bits").parse().unwrap();
-    let outcome = Stamp::from_json(vector.body.as_bytes()).and_then(|stamp| {
+    let min_bits: u8 = vector.required("min bits").parse().unwrap();
+    let outcome = Stamp::from_json(&vector.body[..]).and_then(|stamp| {
         assert_eq!(
             hex::encode(stamp.digest(&resource)),
-            vector.get("hash"),
+            vector.required("hash"),
             "{name}"
         );
         stamp.verify(&resource, min_bits).map(|()| stamp)
@@ -202,24 +201,18 @@ fn check(name: &str, vector: &Vector) {
             assert_eq!(expect, "success", "{name}");
             // Minting counts from 0, so the pinned stamp is the first valid one.
             assert_eq!(Stamp::mint(&resource, stamp.bits()), stamp, "{name}");
-            assert_eq!(stamp.to_json(), vector.body.as_bytes(), "{name}");
+            assert_eq!(stamp.to_json(), &vector.body[..], "{name}");
         }
         Err(error) => assert_eq!(class(&error), expect, "{name}: {error}"),
     }
 }
 
-#[test]
-fn every_pow_vector_holds() {
-    support::check_committed(AREA, 10, check);
-}
-
-#[test]
-fn pow_vectors_are_pinned() {
-    support::assert_pinned(AREA, generate());
-}
-
-#[test]
-#[ignore = "rewrites the committed vectors"]
-fn write_pow_vectors() {
-    support::write_all(AREA, generate(), check);
+pinned::vector_tests! {
+    area: AREA,
+    at_least: 10,
+    generate: generate,
+    check: check,
+    holds: every_pow_vector_holds,
+    pinned: pow_vectors_are_pinned,
+    rewrite: write_pow_vectors,
 }

@@ -5,9 +5,12 @@
 // helpers too.
 #![cfg(test)]
 
+mod pinned;
 mod support;
+mod vector_file;
 
-use support::Vector;
+use pinned::Vector;
+use vector_file::VectorFile;
 
 use std::collections::BTreeMap;
 
@@ -147,7 +150,11 @@ fn generate() -> BTreeMap<&'static str, Vector> {
 
     // Failures, all built from the fixed receipt's Indonesian words.
     let list = words(&fixed, Language::Id);
-    let refuse = |typed: String| Receipt::parse(&typed).expect_err("a failure vector must fail");
+    // A failure vector for `typed`, classed by the error the parser gives it.
+    let refused = |comment: &str, typed: String| {
+        let error = Receipt::parse(&typed).expect_err("a failure vector must fail");
+        failure(&error, comment, typed)
+    };
 
     let mut wrong = list.clone();
     let index = Language::Id.index_of(&list[4]).unwrap();
@@ -162,13 +169,11 @@ fn generate() -> BTreeMap<&'static str, Vector> {
             )
         })
         .unwrap();
-    let typed = wrong.join(" ");
     out.insert(
         "fail_checksum",
-        failure(
-            &refuse(typed.clone()),
+        refused(
             "word 5 replaced by the next list word that breaks the checksum",
-            typed,
+            wrong.join(" "),
         ),
     );
 
@@ -176,37 +181,31 @@ fn generate() -> BTreeMap<&'static str, Vector> {
     let mut letters: Vec<char> = typo[2].chars().collect();
     letters[1] = if letters[1] == 'x' { 'q' } else { 'x' };
     typo[2] = letters.into_iter().collect();
-    let typed = typo.join(" ");
     out.insert(
         "fail_unknown_word",
-        failure(
-            &refuse(typed.clone()),
-            "word 3 has its second letter changed",
-            typed,
-        ),
+        refused("word 3 has its second letter changed", typo.join(" ")),
     );
 
     let mut short = list.clone();
     short[6] = short[6][..3].to_owned();
-    let typed = short.join(" ");
     out.insert(
         "fail_unknown_word_three_letters",
-        failure(
-            &refuse(typed.clone()),
+        refused(
             "word 7 shortened to three letters, below the four-letter minimum",
-            typed,
+            short.join(" "),
         ),
     );
 
-    let typed = list[..9].join(" ");
     out.insert(
         "fail_word_count_nine",
-        failure(&refuse(typed.clone()), "the last word is missing", typed),
+        refused("the last word is missing", list[..9].join(" ")),
     );
-    let typed = format!("{} {}", list.join(" "), list[0]);
     out.insert(
         "fail_word_count_eleven",
-        failure(&refuse(typed.clone()), "one word too many", typed),
+        refused(
+            "one word too many",
+            format!("{} {}", list.join(" "), list[0]),
+        ),
     );
 
     let en = words(&fixed, Language::En);
@@ -222,67 +221,60 @@ fn generate() -> BTreeMap<&'static str, Vector> {
         })
         .unwrap();
     mixed[j] = en[j].clone();
-    let typed = mixed.join(" ");
     out.insert(
         "fail_mixed_languages",
-        failure(
-            &refuse(typed.clone()),
-            "one English word among Indonesian ones",
-            typed,
-        ),
+        refused("one English word among Indonesian ones", mixed.join(" ")),
     );
     out
 }
 
-fn check(name: &str, vector: &Vector) {
-    let expect = vector.get("expect");
+fn check(vector: &VectorFile) {
+    let name = vector.name.as_str();
+    let expect = vector.required("expect");
+    let typed = std::str::from_utf8(&vector.body).expect("a typed receipt is text");
     if expect == "success" {
-        let entropy: [u8; ENTROPY_LEN] = hex::decode(vector.get("entropy"))
+        let entropy: [u8; ENTROPY_LEN] = hex::decode(vector.required("entropy"))
             .unwrap()
             .try_into()
             .unwrap();
         let r = receipt(&entropy);
         assert_eq!(
             r.words(Language::Id).as_str(),
-            vector.get("words id"),
+            vector.required("words id"),
             "{name}"
         );
         assert_eq!(
             r.words(Language::En).as_str(),
-            vector.get("words en"),
+            vector.required("words en"),
             "{name}"
         );
-        let (parsed, language) = Receipt::parse_with_language(&vector.body).unwrap();
+        let (parsed, language) = Receipt::parse_with_language(typed).unwrap();
         assert_eq!(parsed.expose_entropy(), &entropy, "{name}");
-        assert_eq!(language.tag(), vector.get("language"), "{name}");
-        let institution: InstitutionId = vector.get("institution").parse().unwrap();
+        assert_eq!(language.tag(), vector.required("language"), "{name}");
+        let institution: InstitutionId = vector.required("institution").parse().unwrap();
         let keys = parsed.derive(&institution);
         assert_eq!(
             keys.reply_recipient().to_string(),
-            vector.get("reply recipient"),
+            vector.required("reply recipient"),
             "{name}"
         );
         assert_eq!(
             keys.mailbox_public_key().to_string(),
-            vector.get("mailbox key"),
+            vector.required("mailbox key"),
             "{name}"
         );
         assert_eq!(
             keys.mailbox_id().to_string(),
-            vector.get("mailbox id"),
+            vector.required("mailbox id"),
             "{name}"
         );
         return;
     }
-    assert!(
-        name.starts_with("fail_"),
-        "{name}: negative vectors are named fail_…"
-    );
-    let error = Receipt::parse(&vector.body).expect_err(name);
+    let error = Receipt::parse(typed).expect_err(name);
     match (expect, &error) {
         ("word count", ReceiptError::WordCount { found, expected }) => {
             assert_eq!(*expected, 10);
-            assert_eq!(found.to_string(), vector.get("found"), "{name}");
+            assert_eq!(found.to_string(), vector.required("found"), "{name}");
         }
         (
             "unknown word",
@@ -291,29 +283,27 @@ fn check(name: &str, vector: &Vector) {
                 suggestions,
             },
         ) => {
-            assert_eq!(position.to_string(), vector.get("position"), "{name}");
-            assert_eq!(suggestions.join(" "), vector.get("suggestions"), "{name}");
+            assert_eq!(position.to_string(), vector.required("position"), "{name}");
+            assert_eq!(
+                suggestions.join(" "),
+                vector.required("suggestions"),
+                "{name}"
+            );
         }
         ("mixed languages", ReceiptError::MixedLanguages { position }) => {
-            assert_eq!(position.to_string(), vector.get("position"), "{name}");
+            assert_eq!(position.to_string(), vector.required("position"), "{name}");
         }
         ("checksum", ReceiptError::Checksum) => {}
         _ => panic!("{name}: expected {expect}, got {error:?}"),
     }
 }
 
-#[test]
-fn every_receipt_vector_holds() {
-    support::check_committed(AREA, 10, check);
-}
-
-#[test]
-fn receipt_vectors_are_pinned() {
-    support::assert_pinned(AREA, generate());
-}
-
-#[test]
-#[ignore = "rewrites the committed vectors"]
-fn write_receipt_vectors() {
-    support::write_all(AREA, generate(), check);
+pinned::vector_tests! {
+    area: AREA,
+    at_least: 10,
+    generate: generate,
+    check: check,
+    holds: every_receipt_vector_holds,
+    pinned: receipt_vectors_are_pinned,
+    rewrite: write_receipt_vectors,
 }

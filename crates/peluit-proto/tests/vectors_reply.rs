@@ -17,7 +17,8 @@
 // Tests may unwrap; clippy's in-test allowance does not reach helper functions.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+mod vector_file;
 
 use peluit_proto::Error;
 use peluit_proto::day::Day;
@@ -26,11 +27,10 @@ use peluit_proto::keys::{SealIdentity, SignContext, SigningKey, VerifyingKey};
 use peluit_proto::reply::{
     Reply, ReplyAttachment, ReplyKind, SealedReply, Status, open_reply, seal_reply,
 };
+use vector_file::VectorFile;
 use zeroize::Zeroizing;
 
-fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/reply")
-}
+const AREA: &str = "reply";
 
 const REPORTER_SEED: u8 = 0x51;
 const INSPECTORATE_SEEDS: [u8; 2] = [0x52, 0x53];
@@ -50,53 +50,6 @@ fn parse_seed(hex_text: &str) -> Zeroizing<[u8; 32]> {
     out
 }
 
-/// One vector file.
-struct Vector {
-    name: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Vector {
-    fn parse(name: String, bytes: &[u8]) -> Self {
-        let split = bytes
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .unwrap_or_else(|| panic!("{name}: no blank line after the header"));
-        let header = std::str::from_utf8(&bytes[..split]).unwrap();
-        let headers = header
-            .lines()
-            .map(|line| {
-                let (key, value) = line
-                    .split_once(": ")
-                    .unwrap_or_else(|| panic!("{name}: header line without ': ': {line}"));
-                (key.to_owned(), value.to_owned())
-            })
-            .collect();
-        Self {
-            name,
-            headers,
-            body: bytes[split + 2..].to_vec(),
-        }
-    }
-
-    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
-        self.headers
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn first(&self, key: &str) -> Option<&str> {
-        self.all(key).next()
-    }
-
-    fn required(&self, key: &str) -> &str {
-        self.first(key)
-            .unwrap_or_else(|| panic!("{}: no `{key}` header", self.name))
-    }
-}
-
 /// The failure class a vector's `expect:` names.
 fn class(error: &Error) -> &'static str {
     match error {
@@ -113,7 +66,7 @@ fn class(error: &Error) -> &'static str {
 }
 
 /// What a vector's header says the reply opens to.
-fn expected_reply(v: &Vector) -> Reply {
+fn expected_reply(v: &VectorFile) -> Reply {
     let kind = match v.required("kind") {
         "message" => ReplyKind::Message,
         "status" => ReplyKind::Status(v.required("status").parse().unwrap()),
@@ -156,7 +109,7 @@ fn assert_same_reply(name: &str, got: &Reply, want: &Reply) {
 }
 
 /// Runs one vector; returns the first failure's class, or `None` on success.
-fn run(v: &Vector) -> Option<&'static str> {
+fn run(v: &VectorFile) -> Option<&'static str> {
     let sealed = match SealedReply::from_json(&v.body) {
         Ok(sealed) => sealed,
         Err(e) => return Some(class(&e)),
@@ -168,7 +121,7 @@ fn run(v: &Vector) -> Option<&'static str> {
         "{}: body is not canonical",
         v.name
     );
-    if let Some(signed) = v.first("signed") {
+    if let Some(signed) = v.optional("signed") {
         assert_eq!(
             String::from_utf8(sealed.signed_bytes()).unwrap(),
             signed,
@@ -190,7 +143,7 @@ fn run(v: &Vector) -> Option<&'static str> {
         .map(|s| SealIdentity::from_secret_bytes(&parse_seed(s)))
         .collect();
     let stranger = v
-        .first("stranger seed")
+        .optional("stranger seed")
         .map(|s| SealIdentity::from_secret_bytes(&parse_seed(s)));
     let mut opened = 0;
     for who in v.all("open with") {
@@ -229,23 +182,9 @@ fn run(v: &Vector) -> Option<&'static str> {
 
 #[test]
 fn every_reply_vector_has_its_expected_outcome() {
-    let mut names: Vec<_> = std::fs::read_dir(vectors_dir())
-        .expect("tests/vectors/reply exists")
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert!(names.len() >= 10, "reply vectors are missing: {names:?}");
-    for name in names {
-        let bytes = std::fs::read(vectors_dir().join(&name)).unwrap();
-        let v = Vector::parse(name.clone(), &bytes);
-        let expect = v.required("expect");
-        assert_eq!(
-            expect == "success",
-            !name.starts_with("fail_"),
-            "{name}: negative vectors are named fail_"
-        );
+    for v in support::committed(AREA, 10) {
         let outcome = run(&v).unwrap_or("success");
-        assert_eq!(outcome, expect, "{name}");
+        assert_eq!(outcome, v.required("expect"), "{}", v.name);
     }
 }
 
@@ -375,7 +314,7 @@ fn write_vector(name: &str, spec: Spec) {
     let mut out = lines.join("\n").into_bytes();
     out.extend_from_slice(b"\n\n");
     out.extend_from_slice(&spec.body);
-    std::fs::write(vectors_dir().join(name), out).unwrap();
+    std::fs::write(support::dir(AREA).join(name), out).unwrap();
 }
 
 /// The fields of a sealed reply in wire order (`serde_json::Value` sorts its keys).
@@ -429,8 +368,8 @@ fn edit_json(
 #[test]
 #[ignore = "rewrites tests/vectors/reply; run with --ignored and commit the result"]
 fn write_reply_vectors() {
-    std::fs::create_dir_all(vectors_dir()).unwrap();
-    for entry in std::fs::read_dir(vectors_dir()).unwrap() {
+    std::fs::create_dir_all(support::dir(AREA)).unwrap();
+    for entry in std::fs::read_dir(support::dir(AREA)).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();
     }
     let both = vec!["reporter", "inspectorate 1", "inspectorate 2"];
