@@ -11,6 +11,8 @@
 // A test tool: a failed step should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -18,9 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peluit_proto::keys::{SealRecipient, SigningKey, VerifyingKey};
-use peluit_proto::manifest::{SignedManifest, VerifyPolicy};
-use peluit_proto::pow::Stamp;
+use common::{Demo, load_demo, report_body};
+use peluit_proto::keys::SigningKey;
 use peluit_proto::sealed::SealedMessage;
 use rand::Rng as _;
 use serde_json::{Value, json};
@@ -29,51 +30,6 @@ use sha2::{Digest as _, Sha256};
 /// Stamp difficulty the client mints; the script starts the server with the same
 /// `PELUIT_POW_BITS`.
 const POW_BITS: u8 = 4;
-
-struct Demo {
-    api: String,
-    health: String,
-    token: String,
-    recipients: Vec<SealRecipient>,
-    client: reqwest::Client,
-}
-
-fn load_demo(dir: &Path) -> Demo {
-    let description: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("demo.json")).unwrap()).unwrap();
-    let manifest_key: VerifyingKey = description["manifest_key"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let manifest = std::fs::read(description["files"]["manifest"].as_str().unwrap()).unwrap();
-    let verified = SignedManifest::from_json(&manifest)
-        .unwrap()
-        .verify(&VerifyPolicy::new(
-            manifest_key,
-            peluit_server::state::today(),
-        ))
-        .unwrap();
-    let token = std::fs::read_to_string(description["files"]["token"].as_str().unwrap())
-        .unwrap()
-        .trim()
-        .to_owned();
-    let api_url = description["api_url"].as_str().unwrap();
-    let origin = api_url.trim_end_matches("/api/v1/");
-    Demo {
-        api: format!(
-            "{api_url}institutions/{}",
-            description["institution"].as_str().unwrap()
-        ),
-        health: format!("{origin}/healthz"),
-        token,
-        recipients: verified.seal_recipients(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
-    }
-}
 
 #[derive(Default)]
 struct Stats {
@@ -125,41 +81,45 @@ fn transient(result: &Result<reqwest::Response, reqwest::Error>) -> bool {
     }
 }
 
+/// Sends the request `build` makes until an answer is not transient, waiting for the
+/// server to come back between tries; returns the answer and whether any try was lost.
+async fn send_through_restarts(
+    demo: &Demo,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<(reqwest::Response, bool), String> {
+    let mut retried = false;
+    loop {
+        let result = build().send().await;
+        if !transient(&result) {
+            return Ok((result.map_err(|e| e.to_string())?, retried));
+        }
+        retried = true;
+        wait_up(demo).await?;
+    }
+}
+
 async fn upload(demo: &Demo, stats: &Stats, sealed: &[u8]) -> Result<String, String> {
-    let id = loop {
-        let result = demo
-            .client
+    let (response, _) = send_through_restarts(demo, || {
+        demo.client
             .post(format!("{}/uploads", demo.api))
             .json(&json!({"version": 1, "sealed_size": sealed.len()}))
-            .send()
-            .await;
-        if transient(&result) {
-            wait_up(demo).await?;
-            continue;
-        }
-        let response = result.map_err(|e| e.to_string())?;
-        if response.status() != 201 {
-            return Err(format!("create upload: {}", response.status()));
-        }
-        let body: Value = response.json().await.map_err(|e| e.to_string())?;
-        break body["upload"].as_str().unwrap_or_default().to_owned();
-    };
+    })
+    .await?;
+    if response.status() != 201 {
+        return Err(format!("create upload: {}", response.status()));
+    }
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    let id = body["upload"].as_str().unwrap_or_default().to_owned();
     stats.uploads.fetch_add(1, Ordering::Relaxed);
     let mut acked = 0usize;
     let mut interrupted = false;
     let mut offset = 0usize;
     loop {
         if interrupted {
-            let result = demo
-                .client
-                .get(format!("{}/uploads/{id}", demo.api))
-                .send()
-                .await;
-            if transient(&result) {
-                wait_up(demo).await?;
-                continue;
-            }
-            let response = result.map_err(|e| e.to_string())?;
+            let (response, _) = send_through_restarts(demo, || {
+                demo.client.get(format!("{}/uploads/{id}", demo.api))
+            })
+            .await?;
             if response.status() != 200 {
                 // The upload itself was lost although its creation was acknowledged.
                 stats.violation(format!("upload state after restart: {}", response.status()));
@@ -211,23 +171,17 @@ async fn upload(demo: &Demo, stats: &Stats, sealed: &[u8]) -> Result<String, Str
             }
         }
     }
-    loop {
-        let result = demo
-            .client
+    let (response, _) = send_through_restarts(demo, || {
+        demo.client
             .post(format!("{}/uploads/{id}/complete", demo.api))
-            .send()
-            .await;
-        if transient(&result) {
-            wait_up(demo).await?;
-            continue;
-        }
-        let status = result.map_err(|e| e.to_string())?.status();
-        if status != 200 {
-            stats.violation(format!("complete after every byte: {status}"));
-            return Err("complete refused".into());
-        }
-        return Ok(id);
+    })
+    .await?;
+    let status = response.status();
+    if status != 200 {
+        stats.violation(format!("complete after every byte: {status}"));
+        return Err("complete refused".into());
     }
+    Ok(id)
 }
 
 async fn one_report(demo: &Demo, stats: &Stats) -> Result<(), String> {
@@ -254,16 +208,13 @@ async fn one_report(demo: &Demo, stats: &Stats) -> Result<(), String> {
     if let Some(sealed) = &attachment {
         ids.push(upload(demo, stats, sealed).await?);
     }
-    let mailbox = SigningKey::generate();
-    let stamp: Value =
-        serde_json::from_slice(&Stamp::mint(&envelope_sha, POW_BITS).to_json()).unwrap();
-    let body = json!({
-        "version": 1,
-        "envelope": peluit_proto::encoding::b64(&envelope),
-        "attachments": ids,
-        "mailbox_key": mailbox.verifying_key().to_string(),
-        "stamp": stamp,
-    });
+    let body = report_body(
+        &envelope,
+        &envelope_sha,
+        &ids,
+        &SigningKey::generate(),
+        POW_BITS,
+    );
     // Known before it is sent, so that anything exported was sent by us.
     stats.sent.lock().unwrap().insert(
         envelope_sha,
@@ -272,36 +223,27 @@ async fn one_report(demo: &Demo, stats: &Stats) -> Result<(), String> {
             attachment: attachment_sha,
         },
     );
-    let mut uncertain = false;
-    loop {
-        let result = demo
-            .client
+    let (response, uncertain) = send_through_restarts(demo, || {
+        demo.client
             .post(format!("{}/reports", demo.api))
             .json(&body)
-            .send()
-            .await;
-        if transient(&result) {
-            uncertain = true;
-            wait_up(demo).await?;
-            continue;
+    })
+    .await?;
+    let status = response.status();
+    if status == 201 {
+        let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+        let case = answer["case"].as_str().unwrap_or_default().to_owned();
+        if let Some(sent) = stats.sent.lock().unwrap().get_mut(&envelope_sha) {
+            sent.case = Some(case);
         }
-        let response = result.map_err(|e| e.to_string())?;
-        let status = response.status();
-        if status == 201 {
-            let answer: Value = response.json().await.map_err(|e| e.to_string())?;
-            let case = answer["case"].as_str().unwrap_or_default().to_owned();
-            if let Some(sent) = stats.sent.lock().unwrap().get_mut(&envelope_sha) {
-                sent.case = Some(case);
-            }
-            stats.acked.fetch_add(1, Ordering::Relaxed);
-        } else if status == 409 && uncertain {
-            // Stored before the crash, answer lost: never acknowledged, may be present.
-            stats.maybe.fetch_add(1, Ordering::Relaxed);
-        } else {
-            stats.violation(format!("submission refused: {status}"));
-        }
-        return Ok(());
+        stats.acked.fetch_add(1, Ordering::Relaxed);
+    } else if status == 409 && uncertain {
+        // Stored before the crash, answer lost: never acknowledged, may be present.
+        stats.maybe.fetch_add(1, Ordering::Relaxed);
+    } else {
+        stats.violation(format!("submission refused: {status}"));
     }
+    Ok(())
 }
 
 /// Exports everything into a file and checks it against what was sent and acknowledged.
@@ -416,7 +358,7 @@ async fn main() -> std::process::ExitCode {
     let dir = PathBuf::from(&args[1]);
     let stop = PathBuf::from(&args[2]);
     let tasks: usize = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(20);
-    let demo = Arc::new(load_demo(&dir));
+    let demo = Arc::new(load_demo(&dir, Duration::from_secs(60)));
     let stats = Arc::new(Stats::default());
     let mut handles = Vec::new();
     for _ in 0..tasks {

@@ -10,53 +10,18 @@
 // A benchmark tool: a failed step should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peluit_proto::keys::{SealRecipient, SigningKey, VerifyingKey};
-use peluit_proto::manifest::{SignedManifest, VerifyPolicy};
-use peluit_proto::pow::Stamp;
+use common::{Demo, load_demo, report_body};
+use peluit_proto::keys::SigningKey;
 use peluit_proto::sealed::SealedMessage;
 use serde_json::{Value, json};
-
-struct Demo {
-    api: String,
-    recipients: Vec<SealRecipient>,
-    client: reqwest::Client,
-}
-
-fn load_demo(dir: &Path) -> Demo {
-    let description: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("demo.json")).unwrap()).unwrap();
-    let manifest_key: VerifyingKey = description["manifest_key"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let manifest = std::fs::read(description["files"]["manifest"].as_str().unwrap()).unwrap();
-    let verified = SignedManifest::from_json(&manifest)
-        .unwrap()
-        .verify(&VerifyPolicy::new(
-            manifest_key,
-            peluit_server::state::today(),
-        ))
-        .unwrap();
-    Demo {
-        api: format!(
-            "{}institutions/{}",
-            description["api_url"].as_str().unwrap(),
-            description["institution"].as_str().unwrap()
-        ),
-        recipients: verified.seal_recipients(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(3600))
-            .build()
-            .unwrap(),
-    }
-}
 
 /// Seals `len` bytes of content into `file` with the streaming sealer (real ciphertext).
 fn make(demo: &Demo, file: &Path, len: u64) {
@@ -131,14 +96,7 @@ async fn submit(demo: Arc<Demo>, clients: usize, total: usize, bits: u8) {
             let sha = SealedMessage::check(envelope.clone(), demo.recipients.len(), 1 << 20)
                 .unwrap()
                 .sha256();
-            let stamp: Value = serde_json::from_slice(&Stamp::mint(&sha, bits).to_json()).unwrap();
-            json!({
-                "version": 1,
-                "envelope": peluit_proto::encoding::b64(&envelope),
-                "attachments": [],
-                "mailbox_key": SigningKey::generate().verifying_key().to_string(),
-                "stamp": stamp,
-            })
+            report_body(&envelope, &sha, &[], &SigningKey::generate(), bits)
         })
         .collect();
     let envelope_len = peluit_proto::seal::seal_padded(&content, &demo.recipients)
@@ -195,7 +153,7 @@ async fn submit(demo: Arc<Demo>, clients: usize, total: usize, bits: u8) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let demo = Arc::new(load_demo(Path::new(&args[2])));
+    let demo = Arc::new(load_demo(Path::new(&args[2]), Duration::from_secs(3600)));
     match args[1].as_str() {
         "make" => make(&demo, Path::new(&args[3]), args[4].parse().unwrap()),
         "upload" => {

@@ -3,45 +3,23 @@
 
 mod common;
 
-use common::{INSTITUTION, TestServer, expect_error};
+use common::{
+    INSTITUTION, TestServer, bundle_payloads, expect_error, expect_refused, reply_bundle, send_json,
+};
 use peluit_proto::keys::SigningKey;
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn health_institutions_and_openapi_answer() {
     let server = TestServer::start().await;
-    let health: Value = server
-        .client
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = server.get_json(server.url("/healthz")).await;
     assert_eq!(health["status"], "ok");
-    let list: Value = server
-        .client
-        .get(server.url("/api/v1/institutions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.get_json(server.url("/api/v1/institutions")).await;
     assert_eq!(list["institutions"][0]["id"], INSTITUTION);
     assert_eq!(list["institutions"][0]["manifest_serial"], 1);
-    let doc: Value = server
-        .client
-        .get(server.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.get_json(server.url("/api/v1/openapi.json")).await;
     assert_eq!(doc["openapi"], "3.1.0");
-    let page = server.client.get(server.url("/")).send().await.unwrap();
+    let page = server.get(server.url("/")).await;
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     // Scripts only from the page's own files (the CSP forbids inline script), and a
@@ -51,46 +29,17 @@ async fn health_institutions_and_openapi_answer() {
         assert!(tag.contains(" src=\"/assets/"), "inline script: {tag}");
     }
     assert!(page.contains("<noscript>") && page.contains("href=\"/submit-file\""));
-    expect_error(
-        server
-            .client
-            .get(server.url("/assets/nope.js"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        server
-            .client
-            .get(server.url("/api/v1/nothing"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "no_such_endpoint",
-    )
-    .await;
-    expect_error(
-        server
-            .client
-            .delete(server.url("/healthz"))
-            .send()
-            .await
-            .unwrap(),
+    let get = |path: &str| server.client.get(server.url(path));
+    expect_refused(get("/assets/nope.js"), 404, "not_found").await;
+    expect_refused(get("/api/v1/nothing"), 404, "no_such_endpoint").await;
+    expect_refused(
+        server.client.delete(server.url("/healthz")),
         405,
         "method_not_allowed",
     )
     .await;
-    expect_error(
-        server
-            .client
-            .get(server.url("/api/v1/institutions/nobody/manifest"))
-            .send()
-            .await
-            .unwrap(),
+    expect_refused(
+        get("/api/v1/institutions/nobody/manifest"),
         404,
         "not_found",
     )
@@ -103,11 +52,8 @@ async fn manifests_are_served_and_published_only_when_signed_and_growing() {
     let server = TestServer::start().await;
     let origin = format!("http://127.0.0.1:{}", server.addr.port());
     let current = server
-        .client
         .get(server.api("/manifest"))
-        .send()
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
@@ -118,25 +64,18 @@ async fn manifests_are_served_and_published_only_when_signed_and_growing() {
 
     let before = server.digest();
     let publish = |body: Vec<u8>, token: Option<&str>| {
-        let mut request = server.client.post(server.api("/manifests")).body(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        let request = server.client.post(server.api("/manifests")).body(body);
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
-        request.send()
     };
     let two = server.desk.signed_manifest(&origin, 2).to_json();
     // No token, a wrong token.
-    expect_error(
-        publish(two.clone(), None).await.unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
+    expect_refused(publish(two.clone(), None), 401, "unauthorized").await;
     let wrong = peluit_server::tokens::IssuedToken::generate();
-    expect_error(
-        publish(two.clone(), Some(wrong.expose_secret()))
-            .await
-            .unwrap(),
+    expect_refused(
+        publish(two.clone(), Some(wrong.expose_secret())),
         401,
         "unauthorized",
     )
@@ -147,45 +86,18 @@ async fn manifests_are_served_and_published_only_when_signed_and_growing() {
         .manifest(&origin, 2)
         .sign(&SigningKey::generate())
         .to_json();
-    expect_error(
-        publish(forged, Some(&server.token)).await.unwrap(),
-        422,
-        "bad_signature",
-    )
-    .await;
+    let token = Some(server.token.as_str());
+    expect_refused(publish(forged, token), 422, "bad_signature").await;
     // Malformed and non-canonical JSON, wrong types.
-    expect_error(
-        publish(b"{nope".to_vec(), Some(&server.token))
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    expect_refused(publish(b"{nope".to_vec(), token), 400, "bad_request").await;
     let mut spaced = b" ".to_vec();
     spaced.extend_from_slice(&two);
-    expect_error(
-        publish(spaced, Some(&server.token)).await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        publish(
-            br#"{"manifest":1,"signature":2}"#.to_vec(),
-            Some(&server.token),
-        )
-        .await
-        .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    expect_refused(publish(spaced, token), 400, "bad_request").await;
+    let wrong_types = br#"{"manifest":1,"signature":2}"#.to_vec();
+    expect_refused(publish(wrong_types, token), 400, "bad_request").await;
     // Oversize.
-    expect_error(
-        publish(vec![b'{'; 300 * 1024], Some(&server.token))
-            .await
-            .unwrap(),
+    expect_refused(
+        publish(vec![b'{'; 300 * 1024], token),
         413,
         "payload_too_large",
     )
@@ -196,42 +108,24 @@ async fn manifests_are_served_and_published_only_when_signed_and_growing() {
         "refused publishes changed the store"
     );
 
-    let response = publish(two.clone(), Some(&server.token)).await.unwrap();
+    let response = publish(two.clone(), token).send().await.unwrap();
     assert_eq!(response.status(), 201);
     // Re-publishing the same document is a retry.
-    assert_eq!(
-        publish(two.clone(), Some(&server.token))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let again = publish(two.clone(), token).send().await.unwrap();
+    assert_eq!(again.status(), 200);
     let after_two = server.digest();
     // Lower serial, and the same serial with other content.
     let one = server.desk.signed_manifest(&origin, 1).to_json();
-    expect_error(
-        publish(one, Some(&server.token)).await.unwrap(),
-        409,
-        "conflict",
-    )
-    .await;
+    expect_refused(publish(one, token), 409, "conflict").await;
     let mut other = server.desk.manifest(&origin, 2);
     other.origins.push("https://lapor.example.go.id".into());
     let other_two = other.sign(&server.desk.manifest_key).to_json();
-    expect_error(
-        publish(other_two, Some(&server.token)).await.unwrap(),
-        409,
-        "conflict",
-    )
-    .await;
+    expect_refused(publish(other_two, token), 409, "conflict").await;
     assert_eq!(server.digest(), after_two);
 
     let current = server
-        .client
         .get(server.api("/manifest"))
-        .send()
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
@@ -239,15 +133,7 @@ async fn manifests_are_served_and_published_only_when_signed_and_growing() {
         current.as_ref() == two.as_slice(),
         "the new manifest is current"
     );
-    let history: Value = server
-        .client
-        .get(server.api("/manifests"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = server.get_json(server.api("/manifests")).await;
     let serials: Vec<u64> = history["manifests"]
         .as_array()
         .unwrap()
@@ -267,49 +153,29 @@ async fn uploads_stream_resume_and_refuse_bad_pieces() {
             .client
             .post(server.api("/uploads"))
             .json(&json!({"version": 1, "sealed_size": size}))
-            .send()
     };
     let before = server.digest();
-    expect_error(create(json!("big")).await.unwrap(), 400, "bad_request").await;
-    expect_error(create(json!(0)).await.unwrap(), 400, "bad_request").await;
-    expect_error(
-        create(json!(u64::MAX)).await.unwrap(),
-        413,
-        "payload_too_large",
-    )
-    .await;
-    expect_error(
-        server
-            .client
-            .post(server.api("/uploads"))
-            .body("{")
-            .send()
-            .await
-            .unwrap(),
+    expect_refused(create(json!("big")), 400, "bad_request").await;
+    expect_refused(create(json!(0)), 400, "bad_request").await;
+    expect_refused(create(json!(u64::MAX)), 413, "payload_too_large").await;
+    expect_refused(
+        server.client.post(server.api("/uploads")).body("{"),
         400,
         "bad_request",
     )
     .await;
-    expect_error(
+    expect_refused(
         server
             .client
             .post(server.api("/uploads"))
-            .json(&json!({"version": 1, "sealed_size": 5, "name": "x.pdf"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"version": 1, "sealed_size": 5, "name": "x.pdf"})),
         400,
         "bad_request",
     )
     .await;
     assert_eq!(server.digest(), before);
 
-    let created: Value = create(json!(sealed.len()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = send_json(create(json!(sealed.len()))).await;
     let id = created["upload"].as_str().unwrap().to_owned();
     assert_eq!(created["offset"], 0);
     let put = |offset: Option<usize>, header: Option<usize>, body: Vec<u8>| {
@@ -317,94 +183,55 @@ async fn uploads_stream_resume_and_refuse_bad_pieces() {
             Some(o) => server.api(&format!("/uploads/{id}?offset={o}")),
             None => server.api(&format!("/uploads/{id}")),
         };
-        let mut request = server.client.put(url).body(body);
-        if let Some(h) = header {
-            request = request.header("upload-offset", h.to_string());
+        let request = server.client.put(url).body(body);
+        match header {
+            Some(h) => request.header("upload-offset", h.to_string()),
+            None => request,
         }
-        request.send()
     };
     let after_create = server.digest();
     // Non-age first piece, a first piece sealed to the wrong count, no offset, a wrong
     // (out-of-order) offset, more than declared, unknown and malformed ids.
-    expect_error(
-        put(Some(0), None, vec![b'x'; 70_000]).await.unwrap(),
+    expect_refused(
+        put(Some(0), None, vec![b'x'; 70_000]),
         400,
         "wrong_recipients",
     )
     .await;
     let two_of_three =
         peluit_proto::seal::seal_padded(&[1u8; 10], &server.desk.recipients()[..2]).unwrap();
-    expect_error(
-        put(Some(0), None, two_of_three).await.unwrap(),
-        400,
-        "wrong_recipients",
-    )
-    .await;
-    expect_error(
-        put(None, None, sealed[..1000].to_vec()).await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        put(Some(5000), None, sealed[5000..9000].to_vec())
-            .await
-            .unwrap(),
+    expect_refused(put(Some(0), None, two_of_three), 400, "wrong_recipients").await;
+    expect_refused(put(None, None, sealed[..1000].to_vec()), 400, "bad_request").await;
+    expect_refused(
+        put(Some(5000), None, sealed[5000..9000].to_vec()),
         409,
         "conflict",
     )
     .await;
-    expect_error(
-        put(Some(0), Some(1), sealed[..9000].to_vec())
-            .await
-            .unwrap(),
+    expect_refused(
+        put(Some(0), Some(1), sealed[..9000].to_vec()),
         400,
         "bad_request",
     )
     .await;
     let mut overlong = sealed.clone();
     overlong.push(0);
-    expect_error(
-        put(Some(0), None, overlong).await.unwrap(),
-        413,
-        "payload_too_large",
-    )
-    .await;
+    expect_refused(put(Some(0), None, overlong), 413, "payload_too_large").await;
     let unknown = peluit_proto::ids::UploadId::random();
     expect_error(
-        server
-            .client
-            .get(server.api(&format!("/uploads/{unknown}")))
-            .send()
-            .await
-            .unwrap(),
+        server.get(server.api(&format!("/uploads/{unknown}"))).await,
         404,
         "not_found",
     )
     .await;
     expect_error(
-        server
-            .client
-            .get(server.api("/uploads/XYZ"))
-            .send()
-            .await
-            .unwrap(),
+        server.get(server.api("/uploads/XYZ")).await,
         400,
         "bad_request",
     )
     .await;
     // Completing a truncated upload.
-    expect_error(
-        server
-            .client
-            .post(server.api(&format!("/uploads/{id}/complete")))
-            .send()
-            .await
-            .unwrap(),
-        409,
-        "conflict",
-    )
-    .await;
+    expect_error(server.complete_upload(&id).await, 409, "conflict").await;
     assert_eq!(
         server.digest(),
         after_create,
@@ -413,47 +240,16 @@ async fn uploads_stream_resume_and_refuse_bad_pieces() {
 
     // First part by query offset, rest by header offset, then resume from GET.
     let split = 100_000;
-    let first: Value = put(Some(0), None, sealed[..split].to_vec())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = send_json(put(Some(0), None, sealed[..split].to_vec())).await;
     assert_eq!(first["offset"], split);
-    let state: Value = server
-        .client
-        .get(server.api(&format!("/uploads/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = server.get_json(server.api(&format!("/uploads/{id}"))).await;
     assert_eq!(state["offset"], split);
     assert_eq!(state["complete"], false);
-    let rest: Value = put(None, Some(split), sealed[split..].to_vec())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest = send_json(put(None, Some(split), sealed[split..].to_vec())).await;
     assert_eq!(rest["offset"], sealed.len());
-    let done: Value = server
-        .client
-        .post(server.api(&format!("/uploads/{id}/complete")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let done: Value = server.complete_upload(&id).await.json().await.unwrap();
     assert_eq!(done["complete"], true);
-    expect_error(
-        put(Some(sealed.len()), None, vec![1]).await.unwrap(),
-        409,
-        "conflict",
-    )
-    .await;
+    expect_refused(put(Some(sealed.len()), None, vec![1]), 409, "conflict").await;
     server.stop().await;
 }
 
@@ -461,89 +257,29 @@ async fn uploads_stream_resume_and_refuse_bad_pieces() {
 async fn an_interrupted_upload_keeps_what_arrived_and_resumes() {
     let server = TestServer::start().await;
     let sealed = server.seal(&vec![3u8; 500_000]);
-    let created: Value = server
-        .client
-        .post(server.api("/uploads"))
-        .json(&json!({"version": 1, "sealed_size": sealed.len()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["upload"].as_str().unwrap().to_owned();
+    let id = server.create_upload(sealed.len()).await;
     // Promise the whole body, send a part, hang up.
     let sent = 200_000;
-    let mut request = format!(
-        "PUT /api/v1/institutions/{INSTITUTION}/uploads/{id}?offset=0 HTTP/1.1\r\nHost: x\r\n\
-         Content-Length: {}\r\n\r\n",
-        sealed.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&sealed[..sent]);
-    let addr = server.addr;
-    tokio::task::spawn_blocking(move || common::raw_exchange(addr, &request))
-        .await
-        .unwrap();
-    let mut offset = 0;
-    for _ in 0..50 {
-        let state: Value = server
-            .client
-            .get(server.api(&format!("/uploads/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        offset = state["offset"].as_u64().unwrap() as usize;
-        if offset == sent {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    server.put_cut_off(&id, &sealed, sent).await;
+    let offset = server.wait_for_offset(&id, sent, 50).await;
     assert_eq!(offset, sent, "the bytes that arrived were kept");
     let resumed = server
-        .client
-        .put(server.api(&format!("/uploads/{id}?offset={offset}")))
-        .body(sealed[offset..].to_vec())
-        .send()
-        .await
-        .unwrap();
+        .put_upload(&id, offset, sealed[offset..].to_vec())
+        .await;
     assert_eq!(resumed.status(), 200);
-    let done = server
-        .client
-        .post(server.api(&format!("/uploads/{id}/complete")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 200);
+    assert_eq!(server.complete_upload(&id).await.status(), 200);
     // The stored bytes are the sealed bytes: export them and compare.
     let mailbox = SigningKey::generate();
     let envelope = server.seal(b"laporan dengan lampiran");
     let (status, _) = server
-        .submit(&server.report_body(&envelope, std::slice::from_ref(&id), &mailbox))
+        .submit_report(&envelope, std::slice::from_ref(&id), &mailbox)
         .await;
     assert_eq!(status, 201);
-    let bundle = server
-        .client
-        .get(server.api("/export?since=0"))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let mut reader = peluit_proto::bundle::BundleReader::new(&bundle[..]).unwrap();
-    let mut found = false;
-    while let Some(mut frame) = reader.next_frame().unwrap() {
-        if let peluit_proto::bundle::FrameMeta::Attachment { .. } = frame.meta() {
-            assert_eq!(frame.read_payload_to_end(1 << 20).unwrap(), sealed);
-            found = true;
-        }
+    let (_, attachments) = server.exported_payloads(1 << 20).await;
+    assert!(!attachments.is_empty());
+    for attachment in attachments {
+        assert_eq!(attachment, sealed);
     }
-    assert!(found);
     server.stop().await;
 }
 
@@ -556,20 +292,14 @@ async fn reports_need_right_recipients_work_and_fresh_ids() {
 
     // Wrong stanza count, non-age ciphertext.
     let two = peluit_proto::seal::seal_padded(b"isi", &server.desk.recipients()[..2]).unwrap();
-    let (status, body) = server
-        .submit(&server.report_body(&two, &[], &mailbox))
+    let body = server.report_body(&two, &[], &mailbox);
+    server
+        .expect_report_refused(&body, 400, "wrong_recipients")
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("wrong_recipients"))
-    );
-    let (status, body) = server
-        .submit(&server.report_body(&vec![b'a'; 5000], &[], &mailbox))
+    let body = server.report_body(&vec![b'a'; 5000], &[], &mailbox);
+    server
+        .expect_report_refused(&body, 400, "wrong_recipients")
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("wrong_recipients"))
-    );
     // Bad proof of work: a stamp for another envelope, too few bits, missing.
     let mut body = server.report_body(&envelope, &[], &mailbox);
     // At test difficulty a stamp for another envelope meets this one's with probability
@@ -585,34 +315,25 @@ async fn reports_need_right_recipients_work_and_fresh_ids() {
                 .is_ok_and(|s| s.verify(&envelope_sha256, common::POW_BITS).is_err())
         })
         .unwrap();
-    let (status, answer) = server.submit(&body).await;
-    assert_eq!(
-        (status, answer["code"].as_str()),
-        (400, Some("bad_proof_of_work"))
-    );
+    server
+        .expect_report_refused(&body, 400, "bad_proof_of_work")
+        .await;
     let mut body = server.report_body(&envelope, &[], &mailbox);
     body["stamp"] = json!({"version": 1, "bits": 0, "nonce": 0});
-    let (status, answer) = server.submit(&body).await;
-    assert_eq!(
-        (status, answer["code"].as_str()),
-        (400, Some("bad_proof_of_work"))
-    );
+    server
+        .expect_report_refused(&body, 400, "bad_proof_of_work")
+        .await;
     let mut body = server.report_body(&envelope, &[], &mailbox);
     body.as_object_mut().unwrap().remove("stamp");
-    let (status, answer) = server.submit(&body).await;
-    assert_eq!(
-        (status, answer["code"].as_str()),
-        (400, Some("bad_request"))
-    );
+    server
+        .expect_report_refused(&body, 400, "bad_request")
+        .await;
     // Malformed JSON, wrong types, unknown fields, bad base64, bad mailbox key.
-    expect_error(
+    expect_refused(
         server
             .client
             .post(server.api("/reports"))
-            .body("{\"version\":")
-            .send()
-            .await
-            .unwrap(),
+            .body("{\"version\":"),
         400,
         "bad_request",
     )
@@ -635,52 +356,37 @@ async fn reports_need_right_recipients_work_and_fresh_ids() {
     }
     // Oversize: the whole body, the envelope field, the attachment list.
     let huge = json!({"version": 1, "envelope": "A".repeat(3 * 1024 * 1024)});
-    let (status, answer) = server.submit(&huge).await;
-    assert_eq!(
-        (status, answer["code"].as_str()),
-        (413, Some("payload_too_large"))
-    );
+    server
+        .expect_report_refused(&huge, 413, "payload_too_large")
+        .await;
     let mut body = server.report_body(&envelope, &[], &mailbox);
     body["envelope"] = json!(peluit_proto::encoding::b64(&vec![0u8; (1 << 20) + 3]));
-    let (status, answer) = server.submit(&body).await;
-    assert_eq!(
-        (status, answer["code"].as_str()),
-        (413, Some("payload_too_large"))
-    );
+    server
+        .expect_report_refused(&body, 413, "payload_too_large")
+        .await;
     let ids: Vec<String> = (0..21)
         .map(|_| peluit_proto::ids::UploadId::random().to_string())
         .collect();
-    let (status, answer) = server
-        .submit(&server.report_body(&envelope, &ids, &mailbox))
+    let body = server.report_body(&envelope, &ids, &mailbox);
+    server
+        .expect_report_refused(&body, 413, "payload_too_large")
         .await;
-    assert_eq!(
-        (status, answer["code"].as_str()),
-        (413, Some("payload_too_large"))
-    );
     // Unknown attachment id; an incomplete upload.
     let unknown = vec![peluit_proto::ids::UploadId::random().to_string()];
-    let (status, answer) = server
-        .submit(&server.report_body(&envelope, &unknown, &mailbox))
-        .await;
-    assert_eq!((status, answer["code"].as_str()), (404, Some("not_found")));
+    let body = server.report_body(&envelope, &unknown, &mailbox);
+    server.expect_report_refused(&body, 404, "not_found").await;
     assert_eq!(server.digest(), before, "refused reports changed the store");
 
-    let (status, answer) = server
-        .submit(&server.report_body(&envelope, &[], &mailbox))
-        .await;
+    let (status, answer) = server.submit_report(&envelope, &[], &mailbox).await;
     assert_eq!(status, 201);
     let case = answer["case"].as_str().unwrap().to_owned();
     assert_eq!(case.len(), 32);
     let after = server.digest();
     // The same envelope again, and the same mailbox with a new envelope.
-    let (status, answer) = server
-        .submit(&server.report_body(&envelope, &[], &SigningKey::generate()))
-        .await;
-    assert_eq!((status, answer["code"].as_str()), (409, Some("conflict")));
-    let (status, answer) = server
-        .submit(&server.report_body(&server.seal(b"lagi"), &[], &mailbox))
-        .await;
-    assert_eq!((status, answer["code"].as_str()), (409, Some("conflict")));
+    let body = server.report_body(&envelope, &[], &SigningKey::generate());
+    server.expect_report_refused(&body, 409, "conflict").await;
+    let body = server.report_body(&server.seal(b"lagi"), &[], &mailbox);
+    server.expect_report_refused(&body, 409, "conflict").await;
     assert_eq!(server.digest(), after);
     server.stop().await;
 }
@@ -689,37 +395,23 @@ async fn reports_need_right_recipients_work_and_fresh_ids() {
 async fn attachments_must_be_complete_and_unattached() {
     let server = TestServer::start().await;
     let sealed = server.seal(&[9u8; 1000]);
-    let created: Value = server
-        .client
-        .post(server.api("/uploads"))
-        .json(&json!({"version": 1, "sealed_size": sealed.len()}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let incomplete = created["upload"].as_str().unwrap().to_owned();
+    let incomplete = server.create_upload(sealed.len()).await;
     let before = server.digest();
-    let (status, answer) = server
-        .submit(&server.report_body(&server.seal(b"a"), &[incomplete], &SigningKey::generate()))
-        .await;
-    assert_eq!((status, answer["code"].as_str()), (409, Some("conflict")));
+    let body = server.report_body(&server.seal(b"a"), &[incomplete], &SigningKey::generate());
+    server.expect_report_refused(&body, 409, "conflict").await;
     assert_eq!(server.digest(), before);
     let done = server.upload(&sealed).await;
     let (status, _) = server
-        .submit(&server.report_body(
+        .submit_report(
             &server.seal(b"b"),
             std::slice::from_ref(&done),
             &SigningKey::generate(),
-        ))
+        )
         .await;
     assert_eq!(status, 201);
     let after = server.digest();
-    let (status, answer) = server
-        .submit(&server.report_body(&server.seal(b"c"), &[done], &SigningKey::generate()))
-        .await;
-    assert_eq!((status, answer["code"].as_str()), (409, Some("conflict")));
+    let body = server.report_body(&server.seal(b"c"), &[done], &SigningKey::generate());
+    server.expect_report_refused(&body, 409, "conflict").await;
     assert_eq!(server.digest(), after);
     server.stop().await;
 }
@@ -729,7 +421,7 @@ async fn mailbox_sessions_replies_and_follow_ups() {
     let server = TestServer::start().await;
     let mailbox = SigningKey::generate();
     let (status, answer) = server
-        .submit(&server.report_body(&server.seal(b"laporan"), &[], &mailbox))
+        .submit_report(&server.seal(b"laporan"), &[], &mailbox)
         .await;
     assert_eq!(status, 201);
     let case: peluit_proto::ids::CaseId = answer["case"].as_str().unwrap().parse().unwrap();
@@ -737,130 +429,44 @@ async fn mailbox_sessions_replies_and_follow_ups() {
     // A key with no case, a replayed response, a response for another nonce.
     let (status, _) = server.mailbox_session(&SigningKey::generate()).await;
     assert_eq!(status, 401);
-    let challenge = server
-        .client
-        .post(server.api("/mailbox/challenges"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let challenge = peluit_proto::auth::Challenge::from_json(&challenge).unwrap();
-    let response = peluit_proto::auth::respond(&challenge, &mailbox).to_json();
-    let first = server
-        .client
-        .post(server.api("/mailbox/sessions"))
-        .body(response.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(first.status(), 201);
-    expect_error(
+    let open_session = |body: Vec<u8>| {
         server
             .client
             .post(server.api("/mailbox/sessions"))
-            .body(response)
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
+            .body(body)
+    };
+    let challenge = server.challenge().await;
+    let response = peluit_proto::auth::respond(&challenge, &mailbox).to_json();
+    let first = open_session(response.clone()).send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    expect_refused(open_session(response), 401, "unauthorized").await;
     let made_up = peluit_proto::auth::Challenge::new(INSTITUTION.parse().unwrap());
     let forged = peluit_proto::auth::respond(&made_up, &mailbox).to_json();
-    expect_error(
-        server
-            .client
-            .post(server.api("/mailbox/sessions"))
-            .body(forged)
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
-    expect_error(
-        server
-            .client
-            .post(server.api("/mailbox/sessions"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    expect_refused(open_session(forged), 401, "unauthorized").await;
+    expect_refused(open_session(b"{}".to_vec()), 400, "bad_request").await;
     // Signed by another key than the one named.
-    let challenge = server
-        .client
-        .post(server.api("/mailbox/challenges"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let challenge = peluit_proto::auth::Challenge::from_json(&challenge).unwrap();
+    let challenge = server.challenge().await;
     let wrong = String::from_utf8(peluit_proto::auth::respond(&challenge, &mailbox).to_json())
         .unwrap()
         .replace(
             &mailbox.verifying_key().to_string(),
             &SigningKey::generate().verifying_key().to_string(),
         );
-    expect_error(
-        server
-            .client
-            .post(server.api("/mailbox/sessions"))
-            .body(wrong)
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
+    expect_refused(open_session(wrong.into_bytes()), 401, "unauthorized").await;
 
     let (status, session) = server.mailbox_session(&mailbox).await;
     assert_eq!(status, 201);
     let session = session.unwrap();
     let auth = format!("Mailbox {session}");
-    expect_error(
-        server
-            .client
-            .get(server.api("/mailbox/messages"))
-            .send()
-            .await
-            .unwrap(),
+    let messages = || server.client.get(server.api("/mailbox/messages"));
+    expect_refused(messages(), 401, "unauthorized").await;
+    expect_refused(
+        messages().header("authorization", format!("Mailbox {}", "0".repeat(64))),
         401,
         "unauthorized",
     )
     .await;
-    expect_error(
-        server
-            .client
-            .get(server.api("/mailbox/messages"))
-            .header("authorization", format!("Mailbox {}", "0".repeat(64)))
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
-    let list: Value = server
-        .client
-        .get(server.api("/mailbox/messages"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.mailbox_messages(&auth).await;
     assert_eq!(list["case"], case.to_string());
     assert_eq!(list["messages"].as_array().unwrap().len(), 0);
 
@@ -868,48 +474,33 @@ async fn mailbox_sessions_replies_and_follow_ups() {
     let sealed = server.seal(b"tambahan bukti");
     let sha = common::sha256(&sealed);
     let mailbox_id = peluit_proto::auth::MailboxId::of(&mailbox.verifying_key());
-    let good_sig = peluit_proto::auth::sign_follow_up(
-        &mailbox,
-        &INSTITUTION.parse().unwrap(),
-        &mailbox_id,
-        &sha,
-    );
+    let institution: peluit_proto::ids::InstitutionId = INSTITUTION.parse().unwrap();
+    let good_sig = peluit_proto::auth::sign_follow_up(&mailbox, &institution, &mailbox_id, &sha);
     let bad_sig = peluit_proto::auth::sign_follow_up(
         &SigningKey::generate(),
-        &INSTITUTION.parse().unwrap(),
+        &institution,
         &mailbox_id,
         &sha,
     );
-    let follow = |sig: &peluit_proto::keys::Signature, message: &[u8]| {
-        server
-            .client
-            .post(server.api("/mailbox/follow-ups"))
-            .header("authorization", &auth)
-            .json(&json!({"version": 1, "message": peluit_proto::encoding::b64(message), "signature": serde_json::to_value(sig).unwrap()}))
-            .send()
-    };
     let before = server.digest();
-    expect_error(
-        follow(&bad_sig, &sealed).await.unwrap(),
+    expect_refused(
+        server.follow_up_request(&auth, &bad_sig, &sealed),
         422,
         "bad_signature",
     )
     .await;
-    expect_error(
-        follow(&good_sig, b"plain text, not age at all, definitely not age")
-            .await
-            .unwrap(),
+    expect_refused(
+        server.follow_up_request(
+            &auth,
+            &good_sig,
+            b"plain text, not age at all, definitely not age",
+        ),
         400,
         "wrong_recipients",
     )
     .await;
     assert_eq!(server.digest(), before);
-    let stored: Value = follow(&good_sig, &sealed)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = send_json(server.follow_up_request(&auth, &good_sig, &sealed)).await;
     let follow_seq = stored["seq"].as_u64().unwrap();
 
     // A reply bundle from the desk.
@@ -922,134 +513,79 @@ async fn mailbox_sessions_replies_and_follow_ups() {
         attachments: Vec::new(),
     };
     let reporter = peluit_proto::keys::SealIdentity::generate();
-    let institution: peluit_proto::ids::InstitutionId = INSTITUTION.parse().unwrap();
-    let sealed_reply = peluit_proto::reply::seal_reply(
-        &reply,
-        &reporter.recipient(),
-        &mailbox.verifying_key(),
-        &institution,
-        &server.desk.recipients(),
-        &server.desk.reply_key,
-    )
-    .unwrap();
-    let forged_reply = peluit_proto::reply::seal_reply(
-        &reply,
-        &reporter.recipient(),
-        &mailbox.verifying_key(),
-        &institution,
-        &server.desk.recipients(),
-        &SigningKey::generate(),
-    )
-    .unwrap();
-    let other_mailbox = peluit_proto::reply::seal_reply(
-        &reply,
-        &reporter.recipient(),
+    let seal_reply = |mailbox_key: &peluit_proto::keys::VerifyingKey, signer: &SigningKey| {
+        peluit_proto::reply::seal_reply(
+            &reply,
+            &reporter.recipient(),
+            mailbox_key,
+            &institution,
+            &server.desk.recipients(),
+            signer,
+        )
+        .unwrap()
+    };
+    let sealed_reply = seal_reply(&mailbox.verifying_key(), &server.desk.reply_key);
+    let forged_reply = seal_reply(&mailbox.verifying_key(), &SigningKey::generate());
+    let other_mailbox = seal_reply(
         &SigningKey::generate().verifying_key(),
-        &institution,
-        &server.desk.recipients(),
         &server.desk.reply_key,
-    )
-    .unwrap();
-    let bundle = |replies: &[&peluit_proto::reply::SealedReply]| {
-        let header = peluit_proto::bundle::BundleHeader {
-            kind: peluit_proto::bundle::BundleKind::Reply,
-            institution: institution.clone(),
-            created: peluit_server::state::today(),
-            cursor_from: 0,
-            cursor_to: 0,
-        };
-        let mut writer = peluit_proto::bundle::BundleWriter::new(Vec::new(), &header).unwrap();
-        for reply in replies {
-            writer
-                .write_frame(&peluit_proto::bundle::FrameMeta::Reply, &reply.to_json())
-                .unwrap();
-        }
-        writer.finish().unwrap()
-    };
-    let import = |body: Vec<u8>, token: &str| {
-        server
-            .client
-            .post(server.api("/replies"))
-            .bearer_auth(token)
-            .body(body)
-            .send()
-    };
+    );
+    let bundle =
+        |replies: &[&peluit_proto::reply::SealedReply]| reply_bundle(&institution, replies);
+    let token = server.token.as_str();
     let before = server.digest();
-    expect_error(
-        import(bundle(&[&sealed_reply]), "nope").await.unwrap(),
+    expect_refused(
+        server.import_request(bundle(&[&sealed_reply]), "nope"),
         401,
         "unauthorized",
     )
     .await;
-    expect_error(
-        import(bundle(&[&sealed_reply, &forged_reply]), &server.token)
-            .await
-            .unwrap(),
+    expect_refused(
+        server.import_request(bundle(&[&sealed_reply, &forged_reply]), token),
         422,
         "bad_signature",
     )
     .await;
-    expect_error(
-        import(bundle(&[&sealed_reply, &other_mailbox]), &server.token)
-            .await
-            .unwrap(),
+    expect_refused(
+        server.import_request(bundle(&[&sealed_reply, &other_mailbox]), token),
         409,
         "conflict",
     )
     .await;
-    expect_error(
-        import(b"PELUIT-BUNDLE\n2\ngarbage".to_vec(), &server.token)
-            .await
-            .unwrap(),
+    expect_refused(
+        server.import_request(b"PELUIT-BUNDLE\n2\ngarbage".to_vec(), token),
         400,
         "bad_request",
     )
     .await;
     let mut truncated = bundle(&[&sealed_reply]);
     truncated.truncate(truncated.len() - 10);
-    expect_error(
-        import(truncated, &server.token).await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    expect_refused(server.import_request(truncated, token), 400, "bad_request").await;
     assert_eq!(server.digest(), before, "refused imports changed the store");
-    let imported: Value = import(bundle(&[&sealed_reply]), &server.token)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let imported = send_json(server.import_request(bundle(&[&sealed_reply]), token)).await;
     assert_eq!(imported["replies"], 1);
     let after = server.digest();
-    let again = import(bundle(&[&sealed_reply]), &server.token)
+    let again = server
+        .import_request(bundle(&[&sealed_reply]), token)
+        .send()
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
     assert_eq!(server.digest(), after, "re-importing stored nothing new");
 
-    let list: Value = server
-        .client
-        .get(server.api("/mailbox/messages"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.mailbox_messages(&auth).await;
     let messages = list["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     let reply_seq = messages.iter().find(|m| m["kind"] == "reply").unwrap()["seq"]
         .as_u64()
         .unwrap();
-    let fetched = server
-        .client
-        .get(server.api(&format!("/mailbox/messages/{reply_seq}")))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
+    let message = |seq: &str| {
+        server
+            .client
+            .get(server.api(&format!("/mailbox/messages/{seq}")))
+            .header("authorization", &auth)
+    };
+    let fetched = message(&reply_seq.to_string()).send().await.unwrap();
     assert_eq!(fetched.headers()["peluit-message-kind"], "reply");
     let fetched =
         peluit_proto::reply::SealedReply::from_json(&fetched.bytes().await.unwrap()).unwrap();
@@ -1060,38 +596,10 @@ async fn mailbox_sessions_replies_and_follow_ups() {
     )
     .unwrap();
     assert_eq!(opened.text, "Terima kasih, laporan sedang ditelaah.");
-    let fetched = server
-        .client
-        .get(server.api(&format!("/mailbox/messages/{follow_seq}")))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap();
+    let fetched = message(&follow_seq.to_string()).send().await.unwrap();
     assert_eq!(fetched.bytes().await.unwrap().as_ref(), sealed.as_slice());
-    expect_error(
-        server
-            .client
-            .get(server.api("/mailbox/messages/999"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        server
-            .client
-            .get(server.api("/mailbox/messages/x1"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    expect_refused(message("999"), 404, "not_found").await;
+    expect_refused(message("x1"), 400, "bad_request").await;
     server.stop().await;
 }
 
@@ -1102,9 +610,7 @@ async fn export_streams_a_verifiable_bundle_and_delete_needs_a_token() {
     let upload = server.upload(&attachment).await;
     let envelope = server.seal(b"laporan");
     let mailbox = SigningKey::generate();
-    let (_, answer) = server
-        .submit(&server.report_body(&envelope, &[upload], &mailbox))
-        .await;
+    let (_, answer) = server.submit_report(&envelope, &[upload], &mailbox).await;
     let case = answer["case"].as_str().unwrap().to_owned();
 
     let export = |query: &str, token: &str| {
@@ -1112,32 +618,16 @@ async fn export_streams_a_verifiable_bundle_and_delete_needs_a_token() {
             .client
             .get(server.api(&format!("/export{query}")))
             .bearer_auth(token)
-            .send()
     };
-    expect_error(
-        export("?since=0", "wrong").await.unwrap(),
+    expect_refused(export("?since=0", "wrong"), 401, "unauthorized").await;
+    expect_refused(
+        server.client.get(server.api("/export")),
         401,
         "unauthorized",
     )
     .await;
-    expect_error(
-        server
-            .client
-            .get(server.api("/export"))
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "unauthorized",
-    )
-    .await;
-    expect_error(
-        export("?since=-1", &server.token).await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    let response = export("?since=0", &server.token).await.unwrap();
+    expect_refused(export("?since=-1", &server.token), 400, "bad_request").await;
+    let response = export("?since=0", &server.token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let cursor: u64 = response.headers()["peluit-cursor-to"]
         .to_str()
@@ -1151,13 +641,12 @@ async fn export_streams_a_verifiable_bundle_and_delete_needs_a_token() {
         (1, 1, 1)
     );
     assert_eq!(summary.header.cursor_to, cursor);
-    let mut reader = peluit_proto::bundle::BundleReader::new(&bytes[..]).unwrap();
-    while let Some(mut frame) = reader.next_frame().unwrap() {
-        if let peluit_proto::bundle::FrameMeta::Case { .. } = frame.meta() {
-            assert_eq!(frame.read_payload_to_end(1 << 20).unwrap(), envelope);
-        }
+    let (envelopes, _) = bundle_payloads(&bytes, 1 << 20);
+    for exported in envelopes {
+        assert_eq!(exported, envelope);
     }
     let later = export(&format!("?since={cursor}"), &server.token)
+        .send()
         .await
         .unwrap()
         .bytes()
@@ -1171,29 +660,15 @@ async fn export_streams_a_verifiable_bundle_and_delete_needs_a_token() {
             .client
             .delete(server.api(&format!("/cases/{case}")))
             .bearer_auth(token)
-            .send()
     };
     let before = server.digest();
-    expect_error(delete(&case, "wrong").await.unwrap(), 401, "unauthorized").await;
-    expect_error(
-        delete(
-            &peluit_proto::ids::CaseId::random().to_string(),
-            &server.token,
-        )
-        .await
-        .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        delete("not-a-case", &server.token).await.unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
+    expect_refused(delete(&case, "wrong"), 401, "unauthorized").await;
+    let unknown = peluit_proto::ids::CaseId::random().to_string();
+    expect_refused(delete(&unknown, &server.token), 404, "not_found").await;
+    expect_refused(delete("not-a-case", &server.token), 400, "bad_request").await;
     assert_eq!(server.digest(), before);
-    assert_eq!(delete(&case, &server.token).await.unwrap().status(), 204);
+    let deleted = delete(&case, &server.token).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
     let (status, _) = server.mailbox_session(&mailbox).await;
     assert_eq!(status, 401, "a deleted case has no mailbox");
     server.stop().await;
@@ -1203,44 +678,30 @@ async fn export_streams_a_verifiable_bundle_and_delete_needs_a_token() {
 async fn bring_your_own_ciphertext_small_large_and_wrong() {
     let server = TestServer::start().await;
     let form = server
-        .client
         .get(server.url("/submit-file"))
-        .send()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
     assert!(form.contains("enctype=\"multipart/form-data\"") && !form.contains("<script"));
     assert!(form.contains(&server.desk.recipients()[0].to_string()));
-    let post = |bytes: Vec<u8>, institution: &str| {
-        let form = reqwest::multipart::Form::new()
-            .text("institution", institution.to_owned())
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(bytes).file_name("laporan.age"),
-            );
-        server
-            .client
-            .post(server.url("/submit-file"))
-            .multipart(form)
-            .send()
+    let post = |bytes: Vec<u8>, institution: &'static str| {
+        let file = reqwest::multipart::Part::bytes(bytes).file_name("laporan.age");
+        server.submit_file(institution, file)
     };
     // Any age tool: unpadded age to the published recipients.
     let small =
         peluit_proto::seal::seal(b"laporan dari alat age lain", &server.desk.recipients()).unwrap();
     let large = peluit_proto::seal::seal(&vec![1u8; 3 << 20], &server.desk.recipients()).unwrap();
     let before = server.digest();
-    let refused = post(b"this is not age".to_vec(), INSTITUTION)
-        .await
-        .unwrap();
+    let refused = post(b"this is not age".to_vec(), INSTITUTION).await;
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("wrong_recipients"));
     let wrong_count =
         peluit_proto::seal::seal(&vec![1u8; 2 << 20], &server.desk.recipients()[..1]).unwrap();
-    let refused = post(wrong_count, INSTITUTION).await.unwrap();
+    let refused = post(wrong_count, INSTITUTION).await;
     assert_eq!(refused.status(), 400);
-    assert_eq!(post(small.clone(), "nobody").await.unwrap().status(), 404);
+    assert_eq!(post(small.clone(), "nobody").await.status(), 404);
     let no_form = server
         .client
         .post(server.url("/submit-file"))
@@ -1252,33 +713,11 @@ async fn bring_your_own_ciphertext_small_large_and_wrong() {
     assert_eq!(server.digest(), before);
 
     for file in [&small, &large] {
-        let page = post(file.clone(), INSTITUTION).await.unwrap();
+        let page = post(file.clone(), INSTITUTION).await;
         assert_eq!(page.status(), 201);
         assert!(page.text().await.unwrap().contains("id=\"case-id\""));
     }
-    let bundle = server
-        .client
-        .get(server.api("/export?since=0"))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let mut reader = peluit_proto::bundle::BundleReader::new(&bundle[..]).unwrap();
-    let (mut envelopes, mut attachments) = (Vec::new(), Vec::new());
-    while let Some(mut frame) = reader.next_frame().unwrap() {
-        match frame.meta() {
-            peluit_proto::bundle::FrameMeta::Case { .. } => {
-                envelopes.push(frame.read_payload_to_end(1 << 20).unwrap())
-            }
-            peluit_proto::bundle::FrameMeta::Attachment { .. } => {
-                attachments.push(frame.read_payload_to_end(8 << 20).unwrap())
-            }
-            _ => {}
-        }
-    }
+    let (envelopes, attachments) = server.exported_payloads(8 << 20).await;
     assert_eq!(envelopes.len(), 2);
     assert!(envelopes.contains(&small));
     assert_eq!(attachments, vec![large]);
@@ -1294,18 +733,10 @@ async fn bring_your_own_ciphertext_small_large_and_wrong() {
 async fn bring_your_own_is_rate_limited() {
     let server = TestServer::start_with(|limits| limits.byo_per_minute = 1).await;
     let small = peluit_proto::seal::seal(b"satu", &server.desk.recipients()).unwrap();
-    let post = |bytes: Vec<u8>| {
-        let form = reqwest::multipart::Form::new()
-            .text("institution", INSTITUTION)
-            .part("file", reqwest::multipart::Part::bytes(bytes));
-        server
-            .client
-            .post(server.url("/submit-file"))
-            .multipart(form)
-            .send()
-    };
-    assert_eq!(post(small.clone()).await.unwrap().status(), 201);
-    let busy = post(small).await.unwrap();
+    let post =
+        |bytes: Vec<u8>| server.submit_file(INSTITUTION, reqwest::multipart::Part::bytes(bytes));
+    assert_eq!(post(small.clone()).await.status(), 201);
+    let busy = post(small).await;
     assert_eq!(busy.status(), 429);
     assert!(busy.text().await.unwrap().contains("too_many_requests"));
     server.stop().await;
@@ -1319,23 +750,24 @@ async fn open_uploads_are_capped() {
             .client
             .post(server.api("/uploads"))
             .json(&json!({"version": 1, "sealed_size": 1000}))
-            .send()
     };
-    assert_eq!(create().await.unwrap().status(), 201);
+    assert_eq!(create().send().await.unwrap().status(), 201);
     // A completed upload still holds disk until a case takes it.
     let sealed = server.seal(b"bukti");
     let attached = server.upload(&sealed).await;
     let before = server.digest();
-    expect_error(create().await.unwrap(), 429, "too_many_requests").await;
+    expect_refused(create(), 429, "too_many_requests").await;
     assert_eq!(server.digest(), before, "a refused upload changes nothing");
     // Submitting a case attaches the completed upload and frees its place.
-    let body = server.report_body(
-        &server.seal(b"laporan"),
-        &[attached],
-        &SigningKey::generate(),
-    );
-    assert_eq!(server.submit(&body).await.0, 201);
-    assert_eq!(create().await.unwrap().status(), 201);
+    let (status, _) = server
+        .submit_report(
+            &server.seal(b"laporan"),
+            &[attached],
+            &SigningKey::generate(),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(create().send().await.unwrap().status(), 201);
     server.stop().await;
 }
 
@@ -1343,25 +775,12 @@ async fn open_uploads_are_capped() {
 async fn a_failed_sync_turns_writes_into_read_only() {
     let server = TestServer::start().await;
     server.store.dangerously_fail_next_sync();
-    let (status, answer) = server
-        .submit(&server.report_body(&server.seal(b"a"), &[], &SigningKey::generate()))
-        .await;
-    assert_eq!((status, answer["code"].as_str()), (503, Some("read_only")));
-    let (status, answer) = server
-        .submit(&server.report_body(&server.seal(b"b"), &[], &SigningKey::generate()))
-        .await;
-    assert_eq!((status, answer["code"].as_str()), (503, Some("read_only")));
+    for content in [b"a", b"b"] {
+        let body = server.report_body(&server.seal(content), &[], &SigningKey::generate());
+        server.expect_report_refused(&body, 503, "read_only").await;
+    }
     // Reads still work.
-    assert_eq!(
-        server
-            .client
-            .get(server.api("/manifest"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(server.get(server.api("/manifest")).await.status(), 200);
     server.stop().await;
 }
 

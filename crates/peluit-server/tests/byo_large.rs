@@ -8,7 +8,6 @@
 mod common;
 
 use common::{INSTITUTION, TestServer};
-use peluit_proto::bundle::{BundleReader, FrameMeta};
 use peluit_proto::ids::{CaseId, InstitutionId, UploadId};
 use peluit_store::CiphertextStore as _;
 
@@ -27,20 +26,10 @@ fn content(len: usize) -> Vec<u8> {
     out
 }
 
+/// Posts `file` through the bring-your-own form; returns the status and the answer page.
 async fn post(server: &TestServer, file: Vec<u8>) -> (u16, String) {
-    let form = reqwest::multipart::Form::new()
-        .text("institution", INSTITUTION)
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(file).file_name("laporan.age"),
-        );
-    let response = server
-        .client
-        .post(server.url("/submit-file"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let file = reqwest::multipart::Part::bytes(file).file_name("laporan.age");
+    let response = server.submit_file(INSTITUTION, file).await;
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
@@ -56,32 +45,6 @@ fn spool_files(server: &TestServer) -> usize {
     std::fs::read_dir(server.dir.path().join("spool"))
         .unwrap()
         .count()
-}
-
-/// Every (case envelope, attachment) pair of an export since 0, in cursor order.
-async fn export(server: &TestServer) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let bundle = server
-        .client
-        .get(server.api("/export?since=0"))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let mut reader = BundleReader::new(&bundle[..]).unwrap();
-    let (mut envelopes, mut attachments) = (Vec::new(), Vec::new());
-    while let Some(mut frame) = reader.next_frame().unwrap() {
-        match frame.meta() {
-            FrameMeta::Case { .. } => envelopes.push(frame.read_payload_to_end(1 << 20).unwrap()),
-            FrameMeta::Attachment { .. } => {
-                attachments.push(frame.read_payload_to_end(128 << 20).unwrap())
-            }
-            _ => {}
-        }
-    }
-    (envelopes, attachments)
 }
 
 #[tokio::test]
@@ -126,7 +89,7 @@ async fn a_file_past_one_commit_stretch_opens_on_the_desk() {
     // The desk: the attachment is the reporter's file, byte for byte, and each
     // investigator's identity opens it to the reporter's content; the envelope is the
     // server's empty padded message.
-    let (envelopes, attachments) = export(&server).await;
+    let (envelopes, attachments) = server.exported_payloads(128 << 20).await;
     assert_eq!(attachments.len(), 1);
     assert!(attachments[0] == sealed, "the exported file differs");
     for identity in &server.desk.investigators {
@@ -147,7 +110,7 @@ async fn a_file_past_one_commit_stretch_opens_on_the_desk() {
     // The same file again is refused: its SHA-256 was recorded like an envelope's.
     let (status, page) = post(&server, sealed).await;
     assert_eq!(status, 409, "{page}");
-    assert_eq!(export(&server).await.1.len(), 1);
+    assert_eq!(server.exported_payloads(128 << 20).await.1.len(), 1);
     server.stop().await;
 }
 

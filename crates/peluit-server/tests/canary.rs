@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{INSTITUTION, TestServer};
+use common::{INSTITUTION, TestServer, reply_bundle};
 use peluit_proto::envelope::{
     Answer, AttachmentRef, FollowUp, Report, seal_follow_up, seal_report,
 };
@@ -19,7 +19,7 @@ use peluit_proto::wordlist::Language;
 use peluit_server::state::today;
 use rand::RngCore as _;
 use reqwest::header::{HeaderMap, HeaderValue};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -101,11 +101,8 @@ async fn no_marker_user_agent_or_address_reaches_disk_or_log() {
         .unwrap();
     let institution = INSTITUTION.parse().unwrap();
     let manifest_json = server
-        .client
         .get(server.api("/manifest"))
-        .send()
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
@@ -151,9 +148,7 @@ async fn no_marker_user_agent_or_address_reaches_disk_or_log() {
         mailbox: mailbox.verifying_key(),
     };
     let envelope = seal_report(&report, &manifest).unwrap().into_bytes();
-    let (status, answer) = server
-        .submit(&server.report_body(&envelope, &[upload], &mailbox))
-        .await;
+    let (status, answer) = server.submit_report(&envelope, &[upload], &mailbox).await;
     assert_eq!(status, 201, "{answer}");
     let case: peluit_proto::ids::CaseId = answer["case"].as_str().unwrap().parse().unwrap();
 
@@ -171,10 +166,7 @@ async fn no_marker_user_agent_or_address_reaches_disk_or_log() {
     let signature =
         peluit_proto::auth::sign_follow_up(&mailbox, &institution, &mailbox_id, &sealed.sha256());
     let response = server
-        .client
-        .post(server.api("/mailbox/follow-ups"))
-        .header("authorization", &auth)
-        .json(&json!({"version": 1, "message": peluit_proto::encoding::b64(sealed.as_bytes()), "signature": serde_json::to_value(signature).unwrap()}))
+        .follow_up_request(&auth, &signature, sealed.as_bytes())
         .send()
         .await
         .unwrap();
@@ -196,25 +188,8 @@ async fn no_marker_user_agent_or_address_reaches_disk_or_log() {
         &server.desk.reply_key,
     )
     .unwrap();
-    let header = peluit_proto::bundle::BundleHeader {
-        kind: peluit_proto::bundle::BundleKind::Reply,
-        institution: institution.clone(),
-        created: today(),
-        cursor_from: 0,
-        cursor_to: 0,
-    };
-    let mut writer = peluit_proto::bundle::BundleWriter::new(Vec::new(), &header).unwrap();
-    writer
-        .write_frame(
-            &peluit_proto::bundle::FrameMeta::Reply,
-            &sealed_reply.to_json(),
-        )
-        .unwrap();
     let imported = server
-        .client
-        .post(server.api("/replies"))
-        .bearer_auth(&server.token)
-        .body(writer.finish().unwrap())
+        .import_request(reply_bundle(&institution, &[&sealed_reply]), &server.token)
         .send()
         .await
         .unwrap();
@@ -227,42 +202,19 @@ async fn no_marker_user_agent_or_address_reaches_disk_or_log() {
             &manifest.seal_recipients(),
         )
         .unwrap();
-        let form = reqwest::multipart::Form::new()
-            .text("institution", INSTITUTION)
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(file).file_name(format!("{marker}.age")),
-            );
-        let page = server
-            .client
-            .post(server.url("/submit-file"))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let file = reqwest::multipart::Part::bytes(file).file_name(format!("{marker}.age"));
+        let page = server.submit_file(INSTITUTION, file).await;
         assert_eq!(page.status(), 201);
     }
     // The marker in a query string and a refused request.
     let _ = server
-        .client
         .get(server.url(&format!("/api/v1/institutions?q={marker}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     let (status, _) = server
         .submit(&json!({"version": 1, "envelope": marker}))
         .await;
     assert_eq!(status, 400);
-    let list: Value = server
-        .client
-        .get(server.api("/mailbox/messages"))
-        .header("authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = server.mailbox_messages(&auth).await;
     assert_eq!(list["messages"].as_array().unwrap().len(), 2);
 
     let dir = server.dir.path().to_owned();

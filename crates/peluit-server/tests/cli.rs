@@ -173,14 +173,17 @@ fn tokens_are_issued_listed_and_revoked() {
         token.starts_with("peluit_tok_") && token.len() == 75,
         "{token}"
     );
-    let (ok, list, _) = run(&[
-        "token",
-        "list",
-        "--config",
-        config,
-        "--institution",
-        "itjen",
-    ]);
+    let list_tokens = || {
+        run(&[
+            "token",
+            "list",
+            "--config",
+            config,
+            "--institution",
+            "itjen",
+        ])
+    };
+    let (ok, list, _) = list_tokens();
     assert!(ok);
     let hash = hex::encode(peluit_server::tokens::token_hash(token));
     assert!(list.contains(&hash) && list.contains("meja-1"), "{list}");
@@ -196,36 +199,23 @@ fn tokens_are_issued_listed_and_revoked() {
         "x",
     ]);
     assert!(!ok && err.contains("not in the configuration"), "{err}");
-    let (ok, _, err) = run(&[
-        "token",
-        "revoke",
-        "--config",
-        config,
-        "--institution",
-        "itjen",
-        "--hash",
-        &hash,
-    ]);
+    let revoke = || {
+        run(&[
+            "token",
+            "revoke",
+            "--config",
+            config,
+            "--institution",
+            "itjen",
+            "--hash",
+            &hash,
+        ])
+    };
+    let (ok, _, err) = revoke();
     assert!(ok, "{err}");
-    let (_, list, _) = run(&[
-        "token",
-        "list",
-        "--config",
-        config,
-        "--institution",
-        "itjen",
-    ]);
+    let (_, list, _) = list_tokens();
     assert!(!list.contains(&hash));
-    let (ok, _, err) = run(&[
-        "token",
-        "revoke",
-        "--config",
-        config,
-        "--institution",
-        "itjen",
-        "--hash",
-        &hash,
-    ]);
+    let (ok, _, err) = revoke();
     assert!(!ok && err.contains("token list"), "{err}");
 }
 

@@ -44,6 +44,45 @@ fn head(data_dir: &Path) -> String {
     )
 }
 
+/// A configuration file's text: `data_dir` and the institutions `(id, name, manifest key)`.
+fn config_text(data_dir: &Path, institutions: &[(&str, &str, &SigningKey)]) -> String {
+    let mut text = head(data_dir);
+    for (id, name, key) in institutions {
+        text.push_str(&institution_entry(id, name, key));
+    }
+    text
+}
+
+/// The arguments of `token issue` for `id`, labelled `label`.
+fn token_issue<'a>(config: &'a str, id: &'a str, label: &'a str) -> [&'a str; 8] {
+    [
+        "token",
+        "issue",
+        "--config",
+        config,
+        "--institution",
+        id,
+        "--label",
+        label,
+    ]
+}
+
+/// Runs `institution add` for `id` against `config`, expecting success; returns its output.
+fn add_institution(config: &str, id: &str, name: &str, key: &SigningKey) -> String {
+    cli(&[
+        "institution",
+        "add",
+        "--config",
+        config,
+        "--id",
+        id,
+        "--name",
+        name,
+        "--manifest-key",
+        &key.verifying_key().to_string(),
+    ])
+}
+
 fn cli_output(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .args(args)
@@ -227,6 +266,21 @@ async fn submit(
     (answer["case"].as_str().unwrap().to_owned(), envelope)
 }
 
+/// Fetches the institution's export since cursor 0 with `token`.
+async fn export(
+    client: &reqwest::Client,
+    server: &Server,
+    id: &str,
+    token: &str,
+) -> reqwest::Response {
+    client
+        .get(server.api(id, "/export?since=0"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The cases in the institution's export bundle, with their envelopes.
 async fn exported_cases(
     client: &reqwest::Client,
@@ -234,12 +288,7 @@ async fn exported_cases(
     id: &str,
     token: &str,
 ) -> Vec<(String, Vec<u8>)> {
-    let response = client
-        .get(server.api(id, "/export?since=0"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = export(client, server, id, token).await;
     assert_eq!(response.status(), 200, "{id}");
     let bytes = response.bytes().await.unwrap();
     BundleReader::verify(&bytes[..]).unwrap();
@@ -264,34 +313,20 @@ async fn a_second_institution_is_served_after_sighup_and_bad_reloads_change_noth
     let data_dir = dir.path().join("store");
     let (desk_a, desk_b) = (Desk::new(1), Desk::new(1));
     let config = dir.path().join("peluit.toml");
-    let served_a = format!(
-        "{}{}",
-        head(&data_dir),
-        institution_entry(A, A_NAME, &desk_a.manifest_key)
-    );
+    let served_a = config_text(&data_dir, &[(A, A_NAME, &desk_a.manifest_key)]);
     // Both desks' tokens are issued with the store free, before the server starts (from a
     // file that already names B); tokens issued while it runs are the next test's story.
-    let with_b = format!(
-        "{served_a}{}",
-        institution_entry(B, B_NAME, &desk_b.manifest_key)
+    let with_b = config_text(
+        &data_dir,
+        &[
+            (A, A_NAME, &desk_a.manifest_key),
+            (B, B_NAME, &desk_b.manifest_key),
+        ],
     );
     let desk_config = dir.path().join("desk.toml");
     write_config(&desk_config, &with_b);
     let desk = desk_config.to_str().unwrap();
-    let token = |id: &str| {
-        cli(&[
-            "token",
-            "issue",
-            "--config",
-            desk,
-            "--institution",
-            id,
-            "--label",
-            "meja",
-        ])
-        .trim()
-        .to_owned()
-    };
+    let token = |id: &str| cli(&token_issue(desk, id, "meja")).trim().to_owned();
     let (token_a, token_b) = (token(A), token(B));
 
     write_config(&config, &served_a);
@@ -303,18 +338,7 @@ async fn a_second_institution_is_served_after_sighup_and_bad_reloads_change_noth
     assert_eq!(unknown.status(), 404);
 
     // B is added to the file and served after SIGHUP, without a restart.
-    let added = cli(&[
-        "institution",
-        "add",
-        "--config",
-        config.to_str().unwrap(),
-        "--id",
-        B,
-        "--name",
-        B_NAME,
-        "--manifest-key",
-        &desk_b.manifest_key.verifying_key().to_string(),
-    ]);
+    let added = add_institution(config.to_str().unwrap(), B, B_NAME, &desk_b.manifest_key);
     assert!(added.contains("systemctl reload peluit-server"), "{added}");
     server.hangup();
     let line = server.wait_for_line("configuration reloaded", 1);
@@ -368,12 +392,7 @@ async fn a_second_institution_is_served_after_sighup_and_bad_reloads_change_noth
         exported_cases(&client, &server, B, &token_b).await,
         [(case_b, envelope_b)]
     );
-    let cross = client
-        .get(server.api(A, "/export?since=0"))
-        .bearer_auth(&token_b)
-        .send()
-        .await
-        .unwrap();
+    let cross = export(&client, &server, A, &token_b).await;
     assert_eq!(cross.status(), 401);
 
     // Reloads that cannot be applied live: each is refused, the server keeps serving
@@ -385,19 +404,13 @@ async fn a_second_institution_is_served_after_sighup_and_bad_reloads_change_noth
         ("broken file", format!("{good}\nlisten = ")),
         (
             "A removed",
-            format!(
-                "{}{}",
-                head(&data_dir),
-                institution_entry(B, B_NAME, &desk_b.manifest_key)
-            ),
+            config_text(&data_dir, &[(B, B_NAME, &desk_b.manifest_key)]),
         ),
         (
             "A's key changed",
-            format!(
-                "{}{}{}",
-                head(&data_dir),
-                institution_entry(A, A_NAME, &other_key),
-                institution_entry(B, B_NAME, &desk_b.manifest_key)
+            config_text(
+                &data_dir,
+                &[(A, A_NAME, &other_key), (B, B_NAME, &desk_b.manifest_key)],
             ),
         ),
         (
@@ -468,24 +481,9 @@ async fn tokens_issued_and_revoked_while_serving_apply_at_the_next_reload() {
     let config_arg = config.to_str().unwrap().to_owned();
     write_config(
         &config,
-        &format!(
-            "{}{}",
-            head(&data_dir),
-            institution_entry(A, A_NAME, &desk_a.manifest_key)
-        ),
+        &config_text(&data_dir, &[(A, A_NAME, &desk_a.manifest_key)]),
     );
-    let issue = |config: &str, id: &str| {
-        cli_output(&[
-            "token",
-            "issue",
-            "--config",
-            config,
-            "--institution",
-            id,
-            "--label",
-            "meja-1",
-        ])
-    };
+    let issue = |config: &str, id: &str| cli_output(&token_issue(config, id, "meja-1"));
     // With the server stopped the store is free: the token is stored at once.
     let output = issue(&config_arg, A);
     assert!(output.status.success());
@@ -495,18 +493,7 @@ async fn tokens_issued_and_revoked_while_serving_apply_at_the_next_reload() {
     let server = Server::start(&config);
     let client = reqwest::Client::new();
     publish(&client, &server, A, A_NAME, &desk_a, &token_a).await;
-    cli(&[
-        "institution",
-        "add",
-        "--config",
-        &config_arg,
-        "--id",
-        B,
-        "--name",
-        B_NAME,
-        "--manifest-key",
-        &desk_b.manifest_key.verifying_key().to_string(),
-    ]);
+    add_institution(&config_arg, B, B_NAME, &desk_b.manifest_key);
     server.hangup();
     server.wait_for_line("configuration reloaded", 1);
 
@@ -616,12 +603,7 @@ async fn tokens_issued_and_revoked_while_serving_apply_at_the_next_reload() {
     assert_eq!(server.count("rahasia") + server.count(&token_c[11..]), 0);
     let list = institutions(&client, &server).await;
     assert_eq!(list["institutions"][0]["name"], "Inspektorat A Baru");
-    let refused = client
-        .get(server.api(B, "/export?since=0"))
-        .bearer_auth(&token_b)
-        .send()
-        .await
-        .unwrap();
+    let refused = export(&client, &server, B, &token_b).await;
     assert_eq!(refused.status(), 401);
     assert_eq!(
         publish_status(&client, &server, B, B_NAME, &desk_b, &token_b).await,
@@ -670,13 +652,10 @@ fn a_stop_right_after_serving_is_a_clean_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("peluit.toml");
     let desk = Desk::new(1);
+    let data_dir = dir.path().join("store");
     write_config(
         &config,
-        &format!(
-            "{}{}",
-            head(&dir.path().join("store")),
-            institution_entry(A, A_NAME, &desk.manifest_key)
-        ),
+        &config_text(&data_dir, &[(A, A_NAME, &desk.manifest_key)]),
     );
     for which in ["-TERM", "-INT"] {
         let mut server = Server::start(&config);

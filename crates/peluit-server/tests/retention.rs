@@ -18,10 +18,15 @@ fn shift(day: Day, days: i64) -> Day {
 async fn submit(server: &TestServer) -> CaseId {
     let envelope = server.seal(b"laporan");
     let (status, body) = server
-        .submit(&server.report_body(&envelope, &[], &SigningKey::generate()))
+        .submit_report(&envelope, &[], &SigningKey::generate())
         .await;
     assert_eq!(status, 201, "{body}");
     body["case"].as_str().unwrap().parse().unwrap()
+}
+
+/// Runs the retention sweep as it would run on `day`; returns how many cases it deleted.
+async fn sweep(server: &TestServer, day: Day) -> usize {
+    apply_retention(&server.state, day).await.unwrap()
 }
 
 #[tokio::test]
@@ -32,17 +37,12 @@ async fn cases_past_the_retention_period_are_deleted_and_younger_ones_kept() {
     let second = submit(&server).await;
 
     // On the last day of the period nothing goes; a day later both do.
-    assert_eq!(
-        apply_retention(&server.state, shift(today(), 30))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(sweep(&server, shift(today(), 30)).await, 0);
     for case in [first, second] {
         assert_eq!(server.store.case(&id, case).unwrap().state, CaseState::Open);
     }
     let later = shift(today(), 31);
-    assert_eq!(apply_retention(&server.state, later).await.unwrap(), 2);
+    assert_eq!(sweep(&server, later).await, 2);
     for case in [first, second] {
         let record = server.store.case(&id, case).unwrap();
         assert_eq!(record.state, CaseState::Deleted);
@@ -52,12 +52,7 @@ async fn cases_past_the_retention_period_are_deleted_and_younger_ones_kept() {
     // A case still inside the period survives a sweep, which then changes nothing.
     let third = submit(&server).await;
     let digest = server.digest();
-    assert_eq!(
-        apply_retention(&server.state, shift(today(), 30))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(sweep(&server, shift(today(), 30)).await, 0);
     assert_eq!(server.digest(), digest);
     assert_eq!(
         server.store.case(&id, third).unwrap().state,
@@ -72,12 +67,7 @@ async fn retention_zero_keeps_every_case() {
     let id: InstitutionId = INSTITUTION.parse().unwrap();
     let case = submit(&server).await;
     let digest = server.digest();
-    assert_eq!(
-        apply_retention(&server.state, shift(today(), 36_500))
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(sweep(&server, shift(today(), 36_500)).await, 0);
     assert_eq!(server.digest(), digest);
     assert_eq!(server.store.case(&id, case).unwrap().state, CaseState::Open);
     server.stop().await;

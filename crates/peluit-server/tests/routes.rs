@@ -135,29 +135,15 @@ async fn every_asset_is_embedded_and_published_with_its_hash() {
     assert_eq!(embedded, on_disk, "assets/ and the embedded list differ");
 
     let server = TestServer::start().await;
-    let published: Value = server
-        .client
-        .get(server.url("/.well-known/peluit-bundle.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let published = server
+        .get_json(server.url("/.well-known/peluit-bundle.json"))
+        .await;
     assert_eq!(published["version"], 1);
     let assets = published["assets"].as_object().unwrap();
     assert_eq!(assets.len(), on_disk.len() + 1, "every asset and /");
     for name in &on_disk {
         let path = format!("/assets/{name}");
-        let served = server
-            .client
-            .get(server.url(&path))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let served = server.get(server.url(&path)).await.bytes().await.unwrap();
         let on_disk = std::fs::read(dir.join(name)).unwrap();
         assert_eq!(served, on_disk, "{path} is served as built");
         assert_eq!(
@@ -174,11 +160,8 @@ async fn every_asset_is_embedded_and_published_with_its_hash() {
 async fn the_poster_names_the_manifest_addresses_and_fingerprint() {
     let server = TestServer::start().await;
     let response = server
-        .client
         .get(server.url(&format!("/poster/{INSTITUTION}")))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 200);
     assert_policy(&response, "poster");
     let page = response.text().await.unwrap();
@@ -199,12 +182,7 @@ async fn the_poster_names_the_manifest_addresses_and_fingerprint() {
         assert!(page.contains(&words), "{words}");
     }
     assert!(!page.contains("<script") && !page.contains("<?xml"));
-    let missing = server
-        .client
-        .get(server.url("/poster/tidak-ada"))
-        .send()
-        .await
-        .unwrap();
+    let missing = server.get(server.url("/poster/tidak-ada")).await;
     assert_eq!(missing.status(), 404);
     server.stop().await;
 }

@@ -8,14 +8,16 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use peluit_proto::bundle::{BundleHeader, BundleKind, BundleReader, BundleWriter, FrameMeta};
 use peluit_proto::day::Day;
 use peluit_proto::ids::InstitutionId;
-use peluit_proto::keys::{SealIdentity, SealRecipient, SigningKey};
+use peluit_proto::keys::{SealIdentity, SealRecipient, Signature, SigningKey};
 use peluit_proto::manifest::{
     FormDefinition, Institution as ManifestInstitution, Manifest, ManifestKey, Purpose,
     SignedManifest,
 };
 use peluit_proto::pow::Stamp;
+use peluit_proto::reply::SealedReply;
 use peluit_proto::sealed::SealedMessage;
 use peluit_server::config::{Institution, Limits};
 use peluit_server::state::{AppState, today};
@@ -263,39 +265,145 @@ impl TestServer {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Uploads `bytes` as a complete attachment; returns its id.
-    pub async fn upload(&self, bytes: &[u8]) -> String {
-        let created: Value = self
-            .client
-            .post(self.api("/uploads"))
-            .json(&json!({"version": 1, "sealed_size": bytes.len()}))
+    /// Sends a GET to `url`.
+    pub async fn get(&self, url: impl reqwest::IntoUrl) -> reqwest::Response {
+        self.client.get(url).send().await.unwrap()
+    }
+
+    /// Sends a GET to `url` and parses the answer as JSON.
+    pub async fn get_json(&self, url: impl reqwest::IntoUrl) -> Value {
+        self.get(url).await.json().await.unwrap()
+    }
+
+    /// Submits a report of `envelope` with `attachments` for `mailbox`; returns (status, body).
+    pub async fn submit_report(
+        &self,
+        envelope: &[u8],
+        attachments: &[String],
+        mailbox: &SigningKey,
+    ) -> (u16, Value) {
+        self.submit(&self.report_body(envelope, attachments, mailbox))
+            .await
+    }
+
+    /// Submits `body` and asserts the refusal: status and machine code.
+    pub async fn expect_report_refused(&self, body: &Value, status: u16, code: &str) {
+        let (got, answer) = self.submit(body).await;
+        assert_eq!((got, answer["code"].as_str()), (status, Some(code)));
+    }
+
+    /// Declares an upload of `sealed_size` bytes; returns its id.
+    pub async fn create_upload(&self, sealed_size: usize) -> String {
+        let created = send_json(
+            self.client
+                .post(self.api("/uploads"))
+                .json(&json!({"version": 1, "sealed_size": sealed_size})),
+        )
+        .await;
+        created["upload"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends `body` as the upload's bytes from `offset` on (the offset in the query).
+    pub async fn put_upload(&self, id: &str, offset: usize, body: Vec<u8>) -> reqwest::Response {
+        self.client
+            .put(self.api(&format!("/uploads/{id}?offset={offset}")))
+            .body(body)
             .send()
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = created["upload"].as_str().unwrap().to_owned();
-        let response = self
-            .client
-            .put(self.api(&format!("/uploads/{id}?offset=0")))
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let response = self
-            .client
+    }
+
+    /// Asks the server to complete the upload.
+    pub async fn complete_upload(&self, id: &str) -> reqwest::Response {
+        self.client
             .post(self.api(&format!("/uploads/{id}/complete")))
             .send()
             .await
+            .unwrap()
+    }
+
+    /// The upload's durable offset, as its state answers it.
+    pub async fn upload_offset(&self, id: &str) -> usize {
+        let state = self.get_json(self.api(&format!("/uploads/{id}"))).await;
+        state["offset"].as_u64().unwrap() as usize
+    }
+
+    /// Sends, over a raw socket, a PUT of the upload that promises all of `sealed` from
+    /// offset 0 but carries only its first `sent` bytes, then hangs up.
+    pub async fn put_cut_off(&self, id: &str, sealed: &[u8], sent: usize) {
+        let mut request = format!(
+            "PUT /api/v1/institutions/{INSTITUTION}/uploads/{id}?offset=0 HTTP/1.1\r\nHost: x\r\n\
+             Content-Length: {}\r\n\r\n",
+            sealed.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&sealed[..sent]);
+        let addr = self.addr;
+        tokio::task::spawn_blocking(move || raw_exchange(addr, &request))
+            .await
             .unwrap();
-        assert_eq!(response.status(), 200);
+    }
+
+    /// Polls the upload's offset every 50 ms, at most `attempts` times, until it is
+    /// `expected`; returns the last offset read.
+    pub async fn wait_for_offset(&self, id: &str, expected: usize, attempts: usize) -> usize {
+        let mut offset = 0;
+        for _ in 0..attempts {
+            offset = self.upload_offset(id).await;
+            if offset == expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        offset
+    }
+
+    /// Uploads `bytes` as a complete attachment; returns its id.
+    pub async fn upload(&self, bytes: &[u8]) -> String {
+        let id = self.create_upload(bytes.len()).await;
+        assert_eq!(self.put_upload(&id, 0, bytes.to_vec()).await.status(), 200);
+        assert_eq!(self.complete_upload(&id).await.status(), 200);
         id
     }
 
-    /// Opens a mailbox session for `key`; returns the session handle.
-    pub async fn mailbox_session(&self, key: &SigningKey) -> (u16, Option<String>) {
+    /// The export bundle since cursor 0, fetched with the desk's token.
+    pub async fn export_bundle(&self) -> bytes::Bytes {
+        self.client
+            .get(self.api("/export?since=0"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    }
+
+    /// The case envelopes and attachments of the export since cursor 0, as
+    /// [`bundle_payloads`] reads them.
+    pub async fn exported_payloads(&self, attachment_limit: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        bundle_payloads(&self.export_bundle().await, attachment_limit)
+    }
+
+    /// Posts a bring-your-own-ciphertext form naming `institution`, with `file` as its file.
+    pub async fn submit_file(
+        &self,
+        institution: &str,
+        file: reqwest::multipart::Part,
+    ) -> reqwest::Response {
+        let form = reqwest::multipart::Form::new()
+            .text("institution", institution.to_owned())
+            .part("file", file);
+        self.client
+            .post(self.url("/submit-file"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A fresh mailbox challenge from the server.
+    pub async fn challenge(&self) -> peluit_proto::auth::Challenge {
         let challenge = self
             .client
             .post(self.api("/mailbox/challenges"))
@@ -305,8 +413,12 @@ impl TestServer {
             .bytes()
             .await
             .unwrap();
-        let challenge = peluit_proto::auth::Challenge::from_json(&challenge).unwrap();
-        let response = peluit_proto::auth::respond(&challenge, key);
+        peluit_proto::auth::Challenge::from_json(&challenge).unwrap()
+    }
+
+    /// Opens a mailbox session for `key`; returns the session handle.
+    pub async fn mailbox_session(&self, key: &SigningKey) -> (u16, Option<String>) {
+        let response = peluit_proto::auth::respond(&self.challenge().await, key);
         let answer = self
             .client
             .post(self.api("/mailbox/sessions"))
@@ -317,6 +429,41 @@ impl TestServer {
         let status = answer.status().as_u16();
         let body: Value = answer.json().await.unwrap_or(Value::Null);
         (status, body["session"].as_str().map(str::to_owned))
+    }
+
+    /// The mailbox's message list, read with the session's `authorization` value.
+    pub async fn mailbox_messages(&self, authorization: &str) -> Value {
+        send_json(
+            self.client
+                .get(self.api("/mailbox/messages"))
+                .header("authorization", authorization),
+        )
+        .await
+    }
+
+    /// A follow-up of the sealed `message` with its mailbox `signature`, ready to send.
+    pub fn follow_up_request(
+        &self,
+        authorization: &str,
+        signature: &Signature,
+        message: &[u8],
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.api("/mailbox/follow-ups"))
+            .header("authorization", authorization)
+            .json(&json!({
+                "version": 1,
+                "message": peluit_proto::encoding::b64(message),
+                "signature": serde_json::to_value(signature).unwrap(),
+            }))
+    }
+
+    /// An import of the reply bundle `body` with `token`, ready to send.
+    pub fn import_request(&self, body: Vec<u8>, token: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.api("/replies"))
+            .bearer_auth(token)
+            .body(body)
     }
 }
 
@@ -343,6 +490,51 @@ pub fn report_body(
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes).into()
+}
+
+/// A reply bundle for `institution` carrying `replies`, as the desk writes one.
+pub fn reply_bundle(institution: &InstitutionId, replies: &[&SealedReply]) -> Vec<u8> {
+    let header = BundleHeader {
+        kind: BundleKind::Reply,
+        institution: institution.clone(),
+        created: today(),
+        cursor_from: 0,
+        cursor_to: 0,
+    };
+    let mut writer = BundleWriter::new(Vec::new(), &header).unwrap();
+    for reply in replies {
+        writer
+            .write_frame(&FrameMeta::Reply, &reply.to_json())
+            .unwrap();
+    }
+    writer.finish().unwrap()
+}
+
+/// The case envelopes and the attachments of an export bundle, each in bundle order:
+/// envelopes read up to 1 MiB, attachments up to `attachment_limit` bytes.
+pub fn bundle_payloads(bundle: &[u8], attachment_limit: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut reader = BundleReader::new(bundle).unwrap();
+    let (mut envelopes, mut attachments) = (Vec::new(), Vec::new());
+    while let Some(mut frame) = reader.next_frame().unwrap() {
+        match frame.meta() {
+            FrameMeta::Case { .. } => envelopes.push(frame.read_payload_to_end(1 << 20).unwrap()),
+            FrameMeta::Attachment { .. } => {
+                attachments.push(frame.read_payload_to_end(attachment_limit).unwrap())
+            }
+            _ => {}
+        }
+    }
+    (envelopes, attachments)
+}
+
+/// Sends `request` and parses the answer as JSON.
+pub async fn send_json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Sends `request` and asserts an API error: status and machine code.
+pub async fn expect_refused(request: reqwest::RequestBuilder, status: u16, code: &str) {
+    expect_error(request.send().await.unwrap(), status, code).await;
 }
 
 /// Asserts an API error: status and machine code.
