@@ -1,10 +1,11 @@
-// Times the page's own sealing in headless Chromium, without upload (web/bench/seal.sh runs
-// it): for each variant (a worker.js and a peluit.wasm, served in place of the demo server's
-// through request interception), a module worker seals a file from an <input type=file>
-// with the worker's "seal" message, to the demo institution's verified manifest. Variants
-// take turns run by run, so the machine's load falls on all of them alike. Then the bench
-// kernels (web/bench/kernels) time SHA-256 and ChaCha20-Poly1305 alone. Prints one JSON
-// line: milliseconds per run for each variant and kernel.
+// Times the page's own sealing in headless Chromium, without upload (web/bench/seal.sh
+// runs it): for each variant (a worker.js and a peluit.wasm, served in place of the demo
+// server's through request interception), a module worker seals a file from an <input
+// type=file> with the worker's "seal" message, to the demo institution's verified
+// manifest. Variants take turns run by run, in a rotating order, so the machine's load
+// falls on all of them alike. Then the bench kernels (web/bench/kernels) time SHA-256 and
+// ChaCha20-Poly1305 alone, and the same without WebAssembly in a jitless Chromium. Prints
+// one JSON line: milliseconds per run for each variant and kernel.
 import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -73,8 +74,10 @@ for (const variant of plan.variants) {
   result.variants[variant.name] = [];
 }
 for (const [, page, oneCore] of pages) await seal(page, oneCore);
+// The order rotates run by run: the first variant of a round tends to be the slowest.
 for (let run = 0; run < plan.runs; run++) {
-  for (const [name, page, oneCore] of pages) {
+  const order = pages.map((_, i) => pages[(run + i) % pages.length]);
+  for (const [name, page, oneCore] of order) {
     const answer = await seal(page, oneCore);
     result.variants[name].push(Math.round(answer.ms * 10) / 10);
     result.sealed_len = answer.sealed_len;
@@ -108,4 +111,67 @@ for (const kernels of plan.kernels || []) {
   for (const [name, list] of Object.entries(times)) result.kernels[`${kernels.name} ${name}`] = list;
 }
 await browser.close();
+
+// Without WebAssembly: a second Chromium with V8's --jitless (as Tor Browser at "Safer" runs
+// script) times, over 1 MiB, the bench kernels as wasm2js translates them (what the page's
+// peluit-nowasm.js runs) and noble's SHA-256 and ChaCha20-Poly1305, written for plain
+// JavaScript. The page is served by request interception, with no CSP.
+if (plan.nowasm) {
+  const jitless = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--js-flags=--jitless"],
+  });
+  const context = await jitless.newContext();
+  const origin = new URL(plan.url).origin;
+  await context.route(`${origin}/bench/**`, (route) => {
+    const path = new URL(route.request().url()).pathname.slice("/bench/".length);
+    if (path === "index.html") return route.fulfill({ body: "<!doctype html><title>bench</title>", contentType: "text/html" });
+    const file = path === "kernels.mjs" ? plan.nowasm.kernels : `${plan.nowasm.noble}/${path.slice("noble/".length)}`;
+    return route.fulfill({ path: file, contentType: "text/javascript" });
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(plan.timeout_ms || 600000);
+  await page.goto(`${origin}/bench/index.html`);
+  result.nowasm = await page.evaluate(async (runs) => {
+    if (typeof WebAssembly === "object") throw new Error("WebAssembly is on: not a jitless browser");
+    const kernels = await import("/bench/kernels.mjs");
+    const { sha256 } = await import("/bench/noble/hashes/sha2.js");
+    const { chacha20poly1305 } = await import("/bench/noble/ciphers/chacha.js");
+    const len = 1 << 20;
+    const chunk = 64 << 10;
+    const data = new Uint8Array(len);
+    for (let at = 0; at < len; at += chunk) crypto.getRandomValues(data.subarray(at, at + chunk));
+    kernels.kernel_buffer(len);
+    const key = new Uint8Array(32);
+    const work = {
+      "wasm2js sha256_v10": () => kernels.kernel_sha256_v10(len),
+      "wasm2js chacha20poly1305": () => kernels.kernel_chacha20poly1305(len),
+      "wasm2js stream_sealer": () => kernels.kernel_stream_sealer(len),
+      "noble sha256": () => {
+        const hash = sha256.create();
+        for (let at = 0; at < len; at += chunk) hash.update(data.subarray(at, at + chunk));
+        return hash.digest()[0];
+      },
+      "noble chacha20poly1305": () => {
+        const nonce = new Uint8Array(12);
+        let last = 0;
+        for (let at = 0, i = 0; at < len; at += chunk, i++) {
+          new DataView(nonce.buffer).setUint32(7, i);
+          last = chacha20poly1305(key, nonce).encrypt(data.subarray(at, at + chunk))[0];
+        }
+        return last;
+      },
+    };
+    const times = Object.fromEntries(Object.keys(work).map((name) => [name, []]));
+    for (let run = 0; run < runs; run++) {
+      for (const [name, fn] of Object.entries(work)) {
+        const started = performance.now();
+        fn();
+        times[name].push(Math.round(performance.now() - started));
+      }
+    }
+    return times;
+  }, plan.nowasm.runs);
+  await jitless.close();
+}
 console.log(JSON.stringify(result));
