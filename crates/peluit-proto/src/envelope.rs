@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -295,13 +296,13 @@ fn id_is_valid(id: &str) -> bool {
 }
 
 /// Control characters other than the line breaks and tab a multi-line text may hold.
-fn has_control_except_breaks(text: &str) -> bool {
+pub(crate) fn has_control_except_breaks(text: &str) -> bool {
     text.chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
 }
 
-fn media_type_is_valid(media_type: &str) -> bool {
-    // RFC 6838 restricted names, lowercase, no parameters.
+/// A lowercase `type/subtype` without parameters, each part an RFC 6838 restricted name.
+pub(crate) fn media_type_is_valid(media_type: &str) -> bool {
     let name_ok = |name: &str| {
         (1..=127).contains(&name.len())
             && name
@@ -323,6 +324,18 @@ fn media_type_is_valid(media_type: &str) -> bool {
             .is_some_and(|(kind, sub)| name_ok(kind) && name_ok(sub))
 }
 
+/// A file name the desk or the page may offer as a download name: short, not a path, no
+/// control characters.
+pub(crate) fn attachment_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SHORT_TEXT
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+        && name != "."
+        && name != ".."
+}
+
 fn amount_is_valid(value: &str) -> bool {
     !value.is_empty()
         && value.bytes().all(|c| c.is_ascii_digit())
@@ -341,15 +354,7 @@ fn check_attachments(attachments: &[AttachmentRef]) -> Result<()> {
     for (index, a) in attachments.iter().enumerate() {
         // The desk shows the name and offers it as a file name: no paths, no control
         // characters. docs/protocol.md#envelope
-        let name_ok = !a.name.is_empty()
-            && a.name.len() <= MAX_SHORT_TEXT
-            && !a
-                .name
-                .chars()
-                .any(|c| c.is_control() || c == '/' || c == '\\')
-            && a.name != "."
-            && a.name != "..";
-        if !name_ok {
+        if !attachment_name_is_valid(&a.name) {
             return Err(ReportProblem::BadAttachmentName { index }.into());
         }
         if !media_type_is_valid(&a.media_type) {
@@ -573,6 +578,30 @@ struct ReportWireOut<'a> {
     mailbox: &'a VerifyingKey,
 }
 
+impl<'a> ReportWireOut<'a> {
+    /// The wire form of `report`, borrowing its text.
+    fn from_report(report: &'a Report) -> Self {
+        Self {
+            version: ENVELOPE_VERSION,
+            kind: TYPE_REPORT,
+            institution: &report.institution,
+            language: report.language,
+            date: report.date,
+            answers: report
+                .answers
+                .iter()
+                .map(|a| AnswerWireOut {
+                    question: &a.question,
+                    value: &a.value,
+                })
+                .collect(),
+            attachments: AttachmentWireOut::list(&report.attachments),
+            reply_to: &report.reply_to,
+            mailbox: &report.mailbox,
+        }
+    }
+}
+
 /// docs/protocol.md#follow-up, "Wire form".
 #[derive(Serialize)]
 struct FollowUpWireOut<'a> {
@@ -604,14 +633,17 @@ struct AttachmentWireIn {
 }
 
 impl AttachmentWireIn {
-    fn into_ref(self) -> AttachmentRef {
-        AttachmentRef {
-            upload: self.upload,
-            name: self.name,
-            media_type: self.media_type,
-            size: self.size,
-            sealed_sha256: self.sealed_sha256,
-        }
+    /// The attachment references of a parsed attachment list, in order.
+    fn into_refs(list: Vec<Self>) -> Vec<AttachmentRef> {
+        list.into_iter()
+            .map(|a| AttachmentRef {
+                upload: a.upload,
+                name: a.name,
+                media_type: a.media_type,
+                size: a.size,
+                sealed_sha256: a.sealed_sha256,
+            })
+            .collect()
     }
 }
 
@@ -687,13 +719,19 @@ fn seal_json(json: &[u8], manifest: &VerifiedManifest) -> Result<SealedMessage> 
     SealedMessage::check(sealed, recipients.len(), MAX_ENVELOPE_LEN)
 }
 
-/// Opens an envelope and checks that it is version 1 of `kind`.
-fn open_json(
+/// Seals an envelope's wire form to every recipient of the manifest.
+fn seal_wire<T: Serialize>(wire: &T, manifest: &VerifiedManifest) -> Result<SealedMessage> {
+    let json = plaintext_json(wire)?;
+    seal_json(&json, manifest)
+}
+
+/// Opens an envelope, checks that it is version 1 of `kind` and parses its wire form.
+fn open_wire<T: DeserializeOwned>(
     sealed: &SealedMessage,
     identities: &[SealIdentity],
     kind: &'static str,
     what: &'static str,
-) -> Result<Zeroizing<Vec<u8>>> {
+) -> Result<T> {
     if sealed.as_bytes().len() > MAX_ENVELOPE_LEN {
         return Err(Error::TooLarge(what));
     }
@@ -709,7 +747,7 @@ fn open_json(
     if probe.kind != kind {
         return Err(Error::Malformed(what));
     }
-    Ok(json)
+    serde_json::from_slice(&json).map_err(|_| Error::Malformed(what))
 }
 
 /// Seals a report to every recipient of the manifest, after checking it against the
@@ -721,34 +759,13 @@ pub fn seal_report(report: &Report, manifest: &VerifiedManifest) -> Result<Seale
         return Err(ReportProblem::WrongInstitution.into());
     }
     report.check_against(manifest.form())?;
-    let wire = ReportWireOut {
-        version: ENVELOPE_VERSION,
-        kind: TYPE_REPORT,
-        institution: &report.institution,
-        language: report.language,
-        date: report.date,
-        answers: report
-            .answers
-            .iter()
-            .map(|a| AnswerWireOut {
-                question: &a.question,
-                value: &a.value,
-            })
-            .collect(),
-        attachments: AttachmentWireOut::list(&report.attachments),
-        reply_to: &report.reply_to,
-        mailbox: &report.mailbox,
-    };
-    let json = plaintext_json(&wire)?;
-    seal_json(&json, manifest)
+    seal_wire(&ReportWireOut::from_report(report), manifest)
 }
 
 /// Opens a sealed report with one of `identities` and checks its form-independent rules;
 /// check it against the manifest's form with [`Report::check_against`].
 pub fn open_report(sealed: &SealedMessage, identities: &[SealIdentity]) -> Result<Report> {
-    let json = open_json(sealed, identities, TYPE_REPORT, "report envelope")?;
-    let wire: ReportWireIn =
-        serde_json::from_slice(&json).map_err(|_| Error::Malformed("report envelope"))?;
+    let wire: ReportWireIn = open_wire(sealed, identities, TYPE_REPORT, "report envelope")?;
     let report = Report {
         institution: wire.institution,
         language: wire.language,
@@ -761,11 +778,7 @@ pub fn open_report(sealed: &SealedMessage, identities: &[SealIdentity]) -> Resul
                 value: a.value,
             })
             .collect(),
-        attachments: wire
-            .attachments
-            .into_iter()
-            .map(AttachmentWireIn::into_ref)
-            .collect(),
+        attachments: AttachmentWireIn::into_refs(wire.attachments),
         reply_to: wire.reply_to,
         mailbox: wire.mailbox,
     };
@@ -787,24 +800,17 @@ pub fn seal_follow_up(follow_up: &FollowUp, manifest: &VerifiedManifest) -> Resu
         text: &follow_up.text,
         attachments: AttachmentWireOut::list(&follow_up.attachments),
     };
-    let json = plaintext_json(&wire)?;
-    seal_json(&json, manifest)
+    seal_wire(&wire, manifest)
 }
 
 /// Opens a sealed follow-up with one of `identities` and checks its rules.
 pub fn open_follow_up(sealed: &SealedMessage, identities: &[SealIdentity]) -> Result<FollowUp> {
-    let json = open_json(sealed, identities, TYPE_FOLLOW_UP, "follow-up")?;
-    let wire: FollowUpWireIn =
-        serde_json::from_slice(&json).map_err(|_| Error::Malformed("follow-up"))?;
+    let wire: FollowUpWireIn = open_wire(sealed, identities, TYPE_FOLLOW_UP, "follow-up")?;
     let follow_up = FollowUp {
         institution: wire.institution,
         date: wire.date,
         text: wire.text,
-        attachments: wire
-            .attachments
-            .into_iter()
-            .map(AttachmentWireIn::into_ref)
-            .collect(),
+        attachments: AttachmentWireIn::into_refs(wire.attachments),
     };
     follow_up.check()?;
     Ok(follow_up)
@@ -961,36 +967,30 @@ mod tests {
             open_report(&sealed, &[identity(0x30)]),
             Err(Error::Malformed(_))
         ));
-        let empty = FollowUp {
-            text: String::new(),
-            attachments: vec![],
-            institution: "itjen-contoh".parse().unwrap(),
-            date: day("2026-07-01"),
-        };
-        assert!(matches!(
-            seal_follow_up(&empty, &manifest),
-            Err(Error::ReportRefused(ReportProblem::EmptyFollowUp))
-        ));
-        let long = FollowUp {
-            text: "x".repeat(MAX_ANSWER_LEN + 1),
-            attachments: vec![],
-            institution: "itjen-contoh".parse().unwrap(),
-            date: day("2026-07-01"),
-        };
-        assert!(matches!(
-            seal_follow_up(&long, &manifest),
-            Err(Error::ReportRefused(ReportProblem::FollowUpTooLong))
-        ));
-        let other = FollowUp {
-            text: "x".to_owned(),
-            attachments: vec![],
-            institution: "itjen-lain".parse().unwrap(),
-            date: day("2026-07-01"),
-        };
-        assert!(matches!(
-            seal_follow_up(&other, &manifest),
-            Err(Error::ReportRefused(ReportProblem::WrongInstitution))
-        ));
+        for (text, institution, expected) in [
+            (String::new(), "itjen-contoh", ReportProblem::EmptyFollowUp),
+            (
+                "x".repeat(MAX_ANSWER_LEN + 1),
+                "itjen-contoh",
+                ReportProblem::FollowUpTooLong,
+            ),
+            (
+                "x".to_owned(),
+                "itjen-lain",
+                ReportProblem::WrongInstitution,
+            ),
+        ] {
+            let refused = FollowUp {
+                text,
+                attachments: vec![],
+                institution: institution.parse().unwrap(),
+                date: day("2026-07-01"),
+            };
+            match seal_follow_up(&refused, &manifest) {
+                Err(Error::ReportRefused(problem)) => assert_eq!(problem, expected),
+                other => panic!("expected {expected:?}, got {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -1180,25 +1180,7 @@ mod tests {
             .map(|i| Answer::new(format!("q{i}"), "x".repeat(MAX_ANSWER_LEN)))
             .collect();
         r.check_against(&form).unwrap();
-        let json = plaintext_json(&ReportWireOut {
-            version: 1,
-            kind: TYPE_REPORT,
-            institution: &r.institution,
-            language: r.language,
-            date: r.date,
-            answers: r
-                .answers
-                .iter()
-                .map(|a| AnswerWireOut {
-                    question: &a.question,
-                    value: &a.value,
-                })
-                .collect(),
-            attachments: vec![],
-            reply_to: &r.reply_to,
-            mailbox: &r.mailbox,
-        })
-        .unwrap();
+        let json = plaintext_json(&ReportWireOut::from_report(&r)).unwrap();
         assert_eq!(json.capacity(), json.len(), "allocated once, exactly");
         assert!(matches!(
             seal_json(&json, &manifest()),

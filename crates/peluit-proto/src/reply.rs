@@ -10,10 +10,11 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::day::Day;
 use crate::encoding;
+use crate::envelope;
 use crate::header;
 use crate::ids::{CaseId, InstitutionId};
 use crate::keys::{SealIdentity, SealRecipient, SignContext, Signature, SigningKey, VerifyingKey};
-use crate::limits::{MAX_ANSWER_LEN, MAX_ATTACHMENTS, MAX_REPLY_LEN, MAX_SHORT_TEXT};
+use crate::limits::{MAX_ANSWER_LEN, MAX_ATTACHMENTS, MAX_REPLY_LEN};
 use crate::manifest::{self, SignedManifest, VerifiedManifest, VerifyPolicy};
 use crate::seal;
 use crate::{Error, Result};
@@ -149,11 +150,7 @@ fn check_reply(reply: &Reply) -> Result<()> {
     }
     // Text is shown as is: no control characters but line breaks and tab, as in a
     // report. docs/protocol.md#reply
-    if reply
-        .text
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    if envelope::has_control_except_breaks(&reply.text) {
         return Err(Error::Malformed("reply text: control characters"));
     }
     if reply.attachments.len() > MAX_ATTACHMENTS {
@@ -173,14 +170,7 @@ fn check_reply(reply: &Reply) -> Result<()> {
 /// The page offers the name as a download name: it must not climb out of a folder or
 /// smuggle control characters into a file dialog. docs/protocol.md#reply
 fn check_attachment_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_SHORT_TEXT
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c.is_control() || c == '/' || c == '\\');
-    if ok {
+    if envelope::attachment_name_is_valid(name) {
         Ok(())
     } else {
         Err(Error::Malformed("reply attachment name"))
@@ -191,26 +181,7 @@ fn check_attachment_name(name: &str) -> Result<()> {
 /// restricted-name characters: the same rule as report attachments, so that the page can
 /// put it into a `Content-Type` unchanged. docs/protocol.md#reply
 fn check_media_type(media_type: &str) -> Result<()> {
-    let name_ok = |name: &str| {
-        (1..=127).contains(&name.len())
-            && name
-                .bytes()
-                .next()
-                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && name.bytes().all(|c| {
-                c.is_ascii_lowercase()
-                    || c.is_ascii_digit()
-                    || matches!(
-                        c,
-                        b'!' | b'#' | b'$' | b'&' | b'^' | b'_' | b'.' | b'+' | b'-'
-                    )
-            })
-    };
-    let ok = media_type.len() <= MAX_SHORT_TEXT
-        && media_type
-            .split_once('/')
-            .is_some_and(|(kind, sub)| name_ok(kind) && name_ok(sub));
-    if ok {
+    if envelope::media_type_is_valid(media_type) {
         Ok(())
     } else {
         Err(Error::Malformed("reply attachment media type"))
@@ -385,20 +356,26 @@ fn reply_plaintext(reply: &Reply) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
-/// Parses the sealed plaintext, refusing anything that is not its canonical form.
-fn parse_reply_plaintext(plaintext: &[u8]) -> Result<Reply> {
+/// Reads only the `version` of a JSON document, so that a newer one gets a precise error
+/// instead of "malformed": refuses anything but [`REPLY_VERSION`].
+fn check_reply_version(json: &[u8], what: &'static str) -> Result<()> {
     #[derive(Deserialize)]
     struct VersionProbe {
         version: u64,
     }
-    let probe: VersionProbe =
-        serde_json::from_slice(plaintext).map_err(|_| Error::Malformed("reply"))?;
+    let probe: VersionProbe = serde_json::from_slice(json).map_err(|_| Error::Malformed(what))?;
     if probe.version != REPLY_VERSION {
         return Err(Error::UnsupportedVersion {
-            what: "reply",
+            what,
             version: probe.version,
         });
     }
+    Ok(())
+}
+
+/// Parses the sealed plaintext, refusing anything that is not its canonical form.
+fn parse_reply_plaintext(plaintext: &[u8]) -> Result<Reply> {
+    check_reply_version(plaintext, "reply")?;
     let mut wire: ReplyWireIn =
         serde_json::from_slice(plaintext).map_err(|_| Error::Malformed("reply"))?;
     // A sealed document of another type is not a reply. docs/protocol.md#reply
@@ -565,18 +542,7 @@ impl SealedReply {
         if json.len() > MAX_SEALED_REPLY_JSON_LEN {
             return Err(Error::TooLarge("sealed reply"));
         }
-        #[derive(Deserialize)]
-        struct VersionProbe {
-            version: u64,
-        }
-        let probe: VersionProbe =
-            serde_json::from_slice(json).map_err(|_| Error::Malformed("sealed reply"))?;
-        if probe.version != REPLY_VERSION {
-            return Err(Error::UnsupportedVersion {
-                what: "sealed reply",
-                version: probe.version,
-            });
-        }
+        check_reply_version(json, "sealed reply")?;
         let wire: SealedReplyWire =
             serde_json::from_slice(json).map_err(|_| Error::Malformed("sealed reply"))?;
         if wire.ciphertext.len() > MAX_REPLY_LEN {
@@ -880,6 +846,7 @@ pub fn open_reply_with_history<'h>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_SHORT_TEXT;
 
     struct Keys {
         reporter: SealIdentity,
