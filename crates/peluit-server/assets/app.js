@@ -3,6 +3,9 @@
 // Nothing is stored in the browser and the address bar never changes.
 
 const API = "/api/v1/institutions";
+// How long a downloaded receipt stays reachable at its object URL (some browsers read it
+// after the click returns).
+const DOWNLOAD_URL_LIFETIME_MS = 40_000;
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -204,6 +207,8 @@ function buildForm() {
     if (question.required) input.setAttribute("aria-required", "true");
     if (question.kind !== "choice" && question.kind !== "date") input.maxLength = question.max_len;
     input.autocomplete = "off";
+    // A browser's enhanced (cloud) spell check would send what the reporter types away.
+    input.spellcheck = false;
     wrap.append(label, help, input);
     container.append(wrap);
   }
@@ -576,13 +581,18 @@ async function sendFollowUp(event) {
 
 // ---- wiring --------------------------------------------------------------------------------
 
+// Saves `text` as a file. The object URL holding it is revoked once the browser has had
+// time to start the download, so the receipt is not reachable by that URL for the rest of
+// the visit.
 function download(name, text) {
   const link = document.createElement("a");
-  link.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+  const url = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+  link.href = url;
   link.download = name;
   document.body.append(link);
   link.click();
   link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), DOWNLOAD_URL_LIFETIME_MS);
 }
 
 $("lang-toggle").addEventListener("click", () => setLanguage(state.lang === "id" ? "en" : "id"));

@@ -503,8 +503,8 @@ pub async fn apply_retention(state: &AppState, today: Day) -> Result<usize, ApiE
 }
 
 /// Runs housekeeping every hour: drops expired challenges and sessions, removes uploads
-/// never attached to a case after the configured number of days, and deletes cases past
-/// the retention period.
+/// never attached to a case after the configured number of days, deletes cases past
+/// the retention period, and resets the upload files' times (docs/storage.md#file-times).
 pub fn spawn_sweeper(state: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
@@ -523,6 +523,20 @@ pub fn spawn_sweeper(state: AppState) {
             }
             if let Err(error) = apply_retention(&state, today()).await {
                 tracing::warn!(code = error.code().as_str(), "retention sweep failed");
+            }
+            // Last, after the removals above: every file's change time becomes this
+            // hour's sweep instead of its own upload's.
+            match state.store(|store| store.reset_file_times()).await {
+                Ok(reset) if reset.failed > 0 => {
+                    tracing::warn!(
+                        failed = reset.failed,
+                        "could not reset some upload files' times"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(code = error.code().as_str(), "file time sweep failed")
+                }
             }
         }
     });

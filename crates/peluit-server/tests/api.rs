@@ -685,6 +685,8 @@ async fn bring_your_own_ciphertext_small_large_and_wrong() {
         .unwrap();
     assert!(form.contains("enctype=\"multipart/form-data\"") && !form.contains("<script"));
     assert!(form.contains(&server.desk.recipients()[0].to_string()));
+    // Any age tool seals unpadded: the form tells the reporter what the size gives away.
+    assert!(form.contains("The server sees the encrypted file's exact size"));
     let post = |bytes: Vec<u8>, institution: &'static str| {
         let file = reqwest::multipart::Part::bytes(bytes).file_name("laporan.age");
         server.submit_file(institution, file)

@@ -194,9 +194,28 @@ pub trait CiphertextStore: Send + Sync {
     /// before `before`, with their bytes. Returns how many.
     fn expire_uploads(&self, before: Day) -> Result<usize>;
 
-    /// Forgets, across all institutions, proof-of-work hashes recorded before `before`
-    /// (stamps that old no longer verify). Returns how many.
+    /// Forgets, across all institutions, proof-of-work hashes recorded before `before`.
+    /// Returns how many. The server does not call it: a stamp carries no date, so a
+    /// forgotten hash would let the same stamped ciphertext be submitted again.
     fn forget_pow_hashes(&self, before: Day) -> Result<usize>;
+
+    /// Sets the access and modification times of everything the backend keeps per upload
+    /// on a file system (files, their folders) to the Unix epoch. The kernel stamps each
+    /// entry's change time with the moment of this call, so afterwards they all show this
+    /// call's time instead of their own upload's (docs/storage.md#file-times). The server
+    /// runs it hourly. An entry that vanishes meanwhile is skipped; one that fails is
+    /// logged and counted, and the rest go on. Changes no stored byte.
+    fn reset_file_times(&self) -> Result<TimesReset>;
+}
+
+/// What a [`CiphertextStore::reset_file_times`] sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TimesReset {
+    /// Files and folders whose times are now the epoch.
+    pub reset: usize,
+    /// Files and folders whose times could not be reset (each one logged).
+    pub failed: usize,
 }
 
 /// An open append session on one upload ([`CiphertextStore::open_upload_sink`]). Written

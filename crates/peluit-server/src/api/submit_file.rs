@@ -67,6 +67,12 @@ pub async fn get_form(State(state): State<AppState>) -> Response {
          <p lang=\"en\">This page works without JavaScript. Encrypt the file with age on \
          your own device first; the server accepts only encrypted files. You get a case \
          number. Replies cannot reach you through this route.</p>\n\
+         <p>Server melihat ukuran persis berkas terenkripsi, dan dari situ ukuran isinya. \
+         Untuk menyamarkannya, masukkan berkas ke dalam arsip (zip) bersama berkas pengisi \
+         sebelum dienkripsi.</p>\n\
+         <p lang=\"en\">The server sees the encrypted file's exact size, and from it the size \
+         of its content. To hide it, put the file in an archive (zip) with a filler file \
+         before encrypting.</p>\n\
          {blocks}\
          <form method=\"post\" action=\"/submit-file\" enctype=\"multipart/form-data\">\n\
          <label for=\"institution\">Instansi / Institution</label>\n\

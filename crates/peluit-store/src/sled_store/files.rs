@@ -1,17 +1,23 @@
 //! Sealed attachment bytes in append-only files beside the sled trees, one file per upload
 //! under its institution; sled records how many of a file's bytes are durable.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, FileTimes, OpenOptions};
 use std::io::{self, Read as _};
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::UNIX_EPOCH;
 
 use peluit_proto::ids::{InstitutionId, UploadId};
 use peluit_proto::limits::SEALED_CHUNK_SIZE;
 use peluit_proto::sealed::SealedChunk;
+use rustix::fs::{AtFlags, CWD, Dir, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
-use crate::{Error, Result};
+use crate::{Error, Result, TimesReset};
 
 /// The folder of the data directory that holds upload files (docs/storage.md#upload-files).
 pub(crate) const UPLOADS_DIR: &str = "uploads";
@@ -20,6 +26,8 @@ pub(crate) const UPLOADS_DIR: &str = "uploads";
 #[derive(Debug)]
 pub(crate) struct UploadFiles {
     root: PathBuf,
+    /// A test asked the next time reset to fail (`SledStore::dangerously_fail_next_time_reset`).
+    fail_next_time_reset: AtomicBool,
 }
 
 /// One upload file found on disk.
@@ -36,7 +44,58 @@ impl UploadFiles {
         if create_private_dir(&root)? {
             sync_dir(dir)?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            fail_next_time_reset: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn fail_next_time_reset(&self) {
+        self.fail_next_time_reset.store(true, Ordering::SeqCst);
+    }
+
+    fn take_injected_failure(&self) -> io::Result<()> {
+        if self.fail_next_time_reset.swap(false, Ordering::SeqCst) {
+            return Err(io::Error::other("injected time reset failure"));
+        }
+        Ok(())
+    }
+
+    /// Sets an open upload file's access and modification times to the Unix epoch, so
+    /// that they cannot date its upload. docs/storage.md#file-times
+    pub(crate) fn reset_file_times(&self, file: &File) -> io::Result<()> {
+        self.take_injected_failure()?;
+        file.set_times(
+            FileTimes::new()
+                .set_accessed(UNIX_EPOCH)
+                .set_modified(UNIX_EPOCH),
+        )
+    }
+
+    /// The same for a path (a folder, or a file the sweep finds), never following a
+    /// symlink and never opening the entry, so a foreign entry cannot block or redirect it.
+    fn reset_path_times(&self, path: &Path) -> io::Result<()> {
+        self.take_injected_failure()?;
+        let epoch = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            last_modification: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        rustix::fs::utimensat(CWD, path, &epoch, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(())
+    }
+
+    /// Resets a folder's times after an entry in it was removed; the removal stands
+    /// either way, and the hourly sweep retries a failure.
+    fn reset_folder_times_after_removal(&self, folder: &Path) {
+        if let Err(error) = self.reset_path_times(folder) {
+            tracing::warn!(%error, "could not reset an uploads folder's times after a removal");
+        }
     }
 
     fn institution_dir(&self, institution: &InstitutionId) -> PathBuf {
@@ -49,7 +108,8 @@ impl UploadFiles {
 
     /// Opens the upload's file for writing after its `durable` bytes, creating it (and
     /// its institution's folder) with a durable directory entry if it is not there yet.
-    /// Bytes past `durable` were never acknowledged and are cut off.
+    /// Bytes past `durable` were never acknowledged and are cut off. A file this call
+    /// created is removed again if the call fails, so a failed write changes nothing.
     pub(crate) fn open_append(
         &self,
         institution: &InstitutionId,
@@ -58,7 +118,18 @@ impl UploadFiles {
     ) -> Result<File> {
         let folder = self.institution_dir(institution);
         if create_private_dir(&folder)? {
-            sync_dir(&self.root)?;
+            // A new folder is an entry in the root: the root's times must not date it.
+            let recorded = self
+                .reset_path_times(&self.root)
+                .map_err(Error::from)
+                .and_then(|()| sync_dir(&self.root));
+            if let Err(error) = recorded {
+                // Taken away again, so that a retry creates it and resets the root.
+                if std::fs::remove_dir(&folder).is_ok() {
+                    self.reset_folder_times_after_removal(&self.root);
+                }
+                return Err(error);
+            }
         }
         let path = folder.join(upload.to_string());
         let (file, created) = match OpenOptions::new().read(true).write(true).open(&path) {
@@ -69,6 +140,27 @@ impl UploadFiles {
             }
             Err(error) => return Err(error.into()),
         };
+        match self.prepare_append(&file, &folder, durable, created) {
+            Ok(()) => Ok(file),
+            Err(error) => {
+                if created {
+                    drop(file);
+                    if std::fs::remove_file(&path).is_ok() {
+                        self.reset_folder_times_after_removal(&folder);
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn prepare_append(
+        &self,
+        file: &File,
+        folder: &Path,
+        durable: u64,
+        created: bool,
+    ) -> Result<()> {
         let len = file.metadata()?.len();
         if len < durable {
             return Err(Error::Corrupt("attachment"));
@@ -77,16 +169,22 @@ impl UploadFiles {
             file.set_len(durable)?;
         }
         if created {
-            // The file must still be there after a crash once sled records its length.
-            sync_dir(&folder)?;
+            // The folder's times must not date the new file, and the file must still be
+            // there after a crash once sled records its length: one sync covers both.
+            self.reset_path_times(folder)?;
+            sync_dir(folder)?;
         }
-        Ok(file)
+        Ok(())
     }
 
     /// Removes the upload's file (gone already is fine) and makes the removal durable.
     pub(crate) fn remove(&self, institution: &InstitutionId, upload: UploadId) -> Result<()> {
         match std::fs::remove_file(self.path(institution, upload)) {
-            Ok(()) => sync_dir(&self.institution_dir(institution)),
+            Ok(()) => {
+                let folder = self.institution_dir(institution);
+                self.reset_folder_times_after_removal(&folder);
+                sync_dir(&folder)
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(error.into()),
         }
@@ -107,6 +205,9 @@ impl UploadFiles {
             .write(true)
             .open(self.path(institution, upload))?;
         file.set_len(len)?;
+        if let Err(error) = self.reset_file_times(&file) {
+            tracing::warn!(%error, "could not reset an upload file's times after cutting it back");
+        }
         file.sync_data()?;
         Ok(())
     }
@@ -121,7 +222,7 @@ impl UploadFiles {
         let file = if len == 0 {
             None
         } else {
-            match File::open(self.path(institution, upload)) {
+            match open_unseen(&self.path(institution, upload), OFlags::empty()) {
                 Ok(file) => Some(file),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {
                     return Err(Error::Corrupt("attachment"));
@@ -142,20 +243,14 @@ impl UploadFiles {
     pub(crate) fn list(&self) -> Result<Vec<FoundFile>> {
         let mut found = Vec::new();
         for folder in sorted_entries(&self.root)? {
-            let Some(institution) = folder
-                .to_str()
-                .and_then(|name| name.parse::<InstitutionId>().ok())
-                .filter(|id| folder.to_str() == Some(id.as_str()))
-            else {
+            let Some(institution) = institution_named(&folder).filter(|_| {
+                std::fs::symlink_metadata(self.root.join(&folder)).is_ok_and(|meta| meta.is_dir())
+            }) else {
                 tracing::warn!("a foreign entry sits in the store's uploads folder");
                 continue;
             };
             for name in sorted_entries(&self.root.join(&folder))? {
-                let Some(upload) = name
-                    .to_str()
-                    .and_then(|text| text.parse::<UploadId>().ok())
-                    .filter(|id| name.to_str() == Some(id.to_string().as_str()))
-                else {
+                let Some(upload) = upload_named(&name) else {
                     tracing::warn!("a foreign entry sits in an institution's uploads folder");
                     continue;
                 };
@@ -178,7 +273,10 @@ impl UploadFiles {
             hasher.update((name.len() as u64).to_be_bytes());
             hasher.update(name.as_bytes());
             hasher.update(found.len.to_be_bytes());
-            let mut file = File::open(self.path(&found.institution, found.upload))?;
+            let mut file = open_unseen(
+                &self.path(&found.institution, found.upload),
+                OFlags::empty(),
+            )?;
             loop {
                 let n = file.read(&mut buffer)?;
                 if n == 0 {
@@ -188,6 +286,57 @@ impl UploadFiles {
             }
         }
         Ok(())
+    }
+
+    /// Every upload file, then every institution folder, then the uploads root: what the
+    /// sweep resets, and how many folders could not be listed (each one logged). Foreign
+    /// entries are left out, as in [`UploadFiles::list`]; a folder that vanished while
+    /// being listed is simply empty.
+    pub(crate) fn sweep_paths(&self) -> (Vec<PathBuf>, usize) {
+        let mut files = Vec::new();
+        let mut folders = Vec::new();
+        let mut failed = 0;
+        let mut listed = |folder: &Path| {
+            sorted_entries(folder).unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not list an uploads folder to reset its times");
+                failed += 1;
+                Vec::new()
+            })
+        };
+        for name in listed(&self.root) {
+            let folder = self.root.join(&name);
+            let is_folder = std::fs::symlink_metadata(&folder).is_ok_and(|meta| meta.is_dir());
+            if institution_named(&name).is_none() || !is_folder {
+                continue;
+            }
+            for name in listed(&folder) {
+                if upload_named(&name).is_some() {
+                    files.push(folder.join(name));
+                }
+            }
+            folders.push(folder);
+        }
+        files.append(&mut folders);
+        files.push(self.root.clone());
+        (files, failed)
+    }
+
+    /// Sets the access and modification times of each path to the epoch. A path gone
+    /// meanwhile (an upload deleted or expired while the sweep ran) is skipped; any other
+    /// failure is logged, without the path, and the sweep goes on.
+    pub(crate) fn reset_times_of(&self, paths: &[PathBuf]) -> TimesReset {
+        let mut outcome = TimesReset::default();
+        for path in paths {
+            match self.reset_path_times(path) {
+                Ok(()) => outcome.reset += 1,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    tracing::warn!(%error, "could not reset an upload file's or folder's times");
+                    outcome.failed += 1;
+                }
+            }
+        }
+        outcome
     }
 }
 
@@ -227,16 +376,56 @@ impl Iterator for FileChunks {
     }
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
-    let mut names = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|entry| entry.map(|e| e.file_name()))
-            .collect::<io::Result<Vec<_>>>()?,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Vec::new(),
+/// The institution an uploads folder belongs to, if its name is exactly an id.
+fn institution_named(name: &OsStr) -> Option<InstitutionId> {
+    name.to_str()
+        .and_then(|text| text.parse::<InstitutionId>().ok())
+        .filter(|id| name.to_str() == Some(id.as_str()))
+}
+
+/// The upload a file belongs to, if its name is exactly an id in canonical form.
+fn upload_named(name: &OsStr) -> Option<UploadId> {
+    name.to_str()
+        .and_then(|text| text.parse::<UploadId>().ok())
+        .filter(|id| name.to_str() == Some(id.to_string().as_str()))
+}
+
+/// A folder's names, sorted. The folder is read with `O_NOATIME`, so listing it does not
+/// set its access time.
+fn sorted_entries(dir: &Path) -> Result<Vec<OsString>> {
+    let folder = match open_unseen(dir, OFlags::DIRECTORY) {
+        Ok(folder) => folder,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(error) => return Err(error.into()),
     };
+    let mut names = Vec::new();
+    for entry in Dir::new(folder).map_err(io::Error::from)? {
+        let entry = entry.map_err(io::Error::from)?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_os_string());
+        }
+    }
     names.sort();
     Ok(names)
+}
+
+/// Opens `path` read-only with `O_NOATIME`, so that reading an upload file or listing a
+/// folder never sets its access time (relatime would, on the first read after a write).
+/// The kernel grants `O_NOATIME` only to the owner: anyone else gets a plain open.
+fn open_unseen(path: &Path, flags: OFlags) -> io::Result<File> {
+    let open = |flags: OFlags| {
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::CLOEXEC | flags,
+            Mode::empty(),
+        )
+    };
+    let fd = match open(flags | OFlags::NOATIME) {
+        Err(Errno::PERM) => open(flags)?,
+        other => other?,
+    };
+    Ok(File::from(fd))
 }
 
 fn private_options() -> OpenOptions {
@@ -260,4 +449,57 @@ fn create_private_dir(dir: &Path) -> Result<bool> {
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::*;
+
+    fn modified(path: &Path) -> SystemTime {
+        std::fs::symlink_metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn entries_that_vanish_during_the_sweep_are_skipped_without_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = UploadFiles::open(dir.path()).unwrap();
+        let institutions: Vec<InstitutionId> = ["itjen-kemenkeu", "inspektorat-jabar"]
+            .iter()
+            .map(|id| id.parse().unwrap())
+            .collect();
+        for institution in &institutions {
+            for _ in 0..2 {
+                files
+                    .open_append(institution, UploadId::random(), 0)
+                    .unwrap();
+            }
+        }
+        let (paths, failed) = files.sweep_paths();
+        assert_eq!((paths.len(), failed), (4 + 2 + 1, 0));
+        // Between the listing and the resets: a file is deleted, and a whole folder goes.
+        let kept = files.root.join(institutions[0].as_str());
+        let deleted = paths.iter().find(|path| path.parent() == Some(&kept));
+        std::fs::remove_file(deleted.unwrap()).unwrap();
+        let gone = files.root.join(institutions[1].as_str());
+        std::fs::remove_dir_all(&gone).unwrap();
+        let left: Vec<&PathBuf> = paths.iter().filter(|path| path.exists()).collect();
+        assert_eq!(left.len(), 3);
+        let outcome = files.reset_times_of(&paths);
+        assert_eq!((outcome.reset, outcome.failed), (3, 0));
+        for path in left {
+            assert_eq!(modified(path), UNIX_EPOCH);
+        }
+        // A root gone altogether lists as nothing but itself.
+        std::fs::remove_dir_all(&files.root).unwrap();
+        let (paths, failed) = files.sweep_paths();
+        assert_eq!(
+            (paths.as_slice(), failed),
+            ([files.root.clone()].as_slice(), 0)
+        );
+        assert_eq!(files.reset_times_of(&paths), TimesReset::default());
+    }
 }

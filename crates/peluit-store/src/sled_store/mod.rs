@@ -31,7 +31,7 @@ use crate::model::{
     SealedChunks, SealedMailboxMessage, StoredManifest, SubmittedCase, TokenHash, TokenRecord,
     UploadState,
 };
-use crate::{CiphertextStore, Error, Result, UploadSink};
+use crate::{CiphertextStore, Error, Result, TimesReset, UploadSink};
 use commit::GroupCommit;
 use fair_lock::{FairGuard, FairLock};
 use files::UploadFiles;
@@ -193,6 +193,13 @@ impl SledStore {
     /// call it in production.
     pub fn dangerously_fail_next_sync(&self) {
         self.commit.fail_next_sync();
+    }
+
+    /// Makes the next reset of an upload file's or folder's times fail as a file system
+    /// error would, so tests can check that a failed reset changes no stored data. Never
+    /// call it in production.
+    pub fn dangerously_fail_next_time_reset(&self) {
+        self.files.fail_next_time_reset();
     }
 
     /// The names of the store's trees, in the order docs/storage.md lists them.
@@ -979,6 +986,9 @@ impl CiphertextStore for SledStore {
         record.attachments.clear();
         record.envelope_len = 0;
         record.deleted_on = Some(day);
+        // Nothing reads a deleted case's mailbox key; kept, it would let whoever holds the
+        // receipt and a copy of the store prove that this reporter filed a case.
+        record.mailbox_key = tombstone_mailbox_key();
         writes.put_record(
             TreeId::Cases,
             Key::institution(institution).bytes(case.as_bytes()),
@@ -1144,6 +1154,15 @@ impl CiphertextStore for SledStore {
         self.finish_write(guard, writes)?;
         Ok(forgotten)
     }
+
+    fn reset_file_times(&self) -> Result<TimesReset> {
+        // No lock: a write meanwhile resets its own file's times when it commits, and a
+        // removal its folder's.
+        let (paths, unlisted) = self.files.sweep_paths();
+        let mut outcome = self.files.reset_times_of(&paths);
+        outcome.failed += unlisted;
+        Ok(outcome)
+    }
 }
 
 /// Opens sled, waiting up to about a second for its directory lock. sled's background
@@ -1164,4 +1183,10 @@ fn open_waiting_for_lock(config: &sled::Config) -> sled::Result<sled::Db> {
             other => return other,
         }
     }
+}
+
+/// The mailbox key every tombstone carries in place of the reporter's: the key of the
+/// all-zero seed, the same for every deleted case.
+fn tombstone_mailbox_key() -> peluit_proto::keys::VerifyingKey {
+    peluit_proto::keys::SigningKey::from_seed(&zeroize::Zeroizing::new([0; 32])).verifying_key()
 }

@@ -217,6 +217,10 @@ impl UploadSink for SledUploadSink {
         if end == durable.received {
             return Ok(end);
         }
+        // The writes dated the file: its times go back to the epoch before the sync, so
+        // that the sync which makes the bytes durable carries the reset times too. A
+        // failure refuses the step before anything counts. docs/storage.md#file-times
+        self.shared.files.reset_file_times(&file)?;
         // The bytes first, then the length that makes them count: a crash in between
         // leaves a tail that recovery cuts off. docs/storage.md#upload-files
         let synced = if self.shared.commit.take_injected_failure() {
@@ -262,13 +266,14 @@ impl Drop for SledUploadSink {
             let outcome = if durable == 0 {
                 self.shared.files.remove(&self.institution, self.upload)
             } else {
-                written
-                    .file
-                    .as_ref()
-                    .map_or(Ok(()), |file| file.set_len(durable).map_err(Error::from))
+                written.file.as_ref().map_or(Ok(()), |file| {
+                    file.set_len(durable)?;
+                    self.shared.files.reset_file_times(file)?;
+                    Ok(())
+                })
             };
             if let Err(error) = outcome {
-                tracing::warn!(%error, "could not cut an upload file back to its durable length");
+                tracing::warn!(%error, "could not cut an upload file back to its durable length and reset its times");
             }
         }
         drop(written);
