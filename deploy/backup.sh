@@ -13,8 +13,9 @@
 #   - point --data-dir at a read-only snapshot (LVM, btrfs, ZFS) of the file system that
 #     holds the store, taken while the server runs: a snapshot is what a power cut would
 #     leave, and the store recovers every acknowledged write from that (docs/storage.md).
-# The store holds only ciphertext and metadata without personal data, so the file may be
-# kept anywhere; it still deserves access control (it lists case days and sizes).
+# The store holds only ciphertext and metadata without personal data, and the archive
+# carries no file times, so the file may be kept anywhere; it still deserves access
+# control (it lists case days and sizes).
 # Bad input (no store, a store in use, an existing --out) stops it with nothing written.
 set -euo pipefail
 
@@ -56,6 +57,16 @@ data_dir=$(realpath -- "$data_dir")
 out_dir=$(realpath -- "$out_dir")
 out="$out_dir/$(basename -- "$out")"
 
+# No file's times go into the archive: an upload file's times say when its attachment
+# arrived, to the nanosecond, and the backup may be kept off-site (docs/operating.md#backup).
+# Every entry (and every pax extended header) gets mtime 0, no atime or ctime, owner 0:0,
+# and the order of names rather than of the directory, which on some file systems is
+# the order in which the uploads were created. restore.sh sets owners itself (--owner).
+tar_no_times=(--format=posix --numeric-owner --mtime=@0 --pax-option=delete=atime,delete=ctime
+  --sort=name --owner=0 --group=0)
+tar --create --file /dev/null "${tar_no_times[@]}" --files-from /dev/null 2>/dev/null ||
+  die "this tar cannot leave the file times out of the archive" "install GNU tar 1.28 or later"
+
 # sled locks its db file with flock(2) while a process has the store open. --wait gives
 # a server that is shutting down time to let go of it.
 exec 9<"$data_dir/db"
@@ -81,7 +92,7 @@ hash_files() {
 }
 (cd "$data_dir" && find . -type f -print0 | LC_ALL=C sort -z | hash_files) >"$sums" ||
   die "cannot read every file of $data_dir" "check the permissions (run as root or as the peluit user)"
-tar --create --file "$partial" --format=posix --numeric-owner \
+tar --create --file "$partial" "${tar_no_times[@]}" \
   --transform 's,^\.peluit-sums\.[A-Za-z0-9]*$,SHA256SUMS,' -C "$out_dir" "$(basename -- "$sums")" \
   --transform 's,^\.,store,' -C "$data_dir" . ||
   die "cannot write the archive in $out_dir" "check the free space and permissions there"
