@@ -90,6 +90,10 @@ if [ -n "$owner" ]; then
     die "cannot give the store to $owner" "check that the user exists (deploy/systemd/peluit.sysusers)"
 fi
 chmod 0700 "$stage/store"
+# Unpacking and the check above dated every file and folder with today's time of day
+# (the archive carries none); the store keeps 1970-01-01 instead (docs/storage.md#file-times).
+find "$stage/store" -exec touch --no-dereference --date=@0 -- {} + ||
+  die "cannot reset the times of the unpacked files" "check the permissions in $parent"
 # Everything is on disk before the store takes its name.
 sync --file-system -- "$stage/store"
 if [ -d "$target" ]; then

@@ -1,18 +1,23 @@
 //! `peluit-audit store`: a clean store made through the real store API passes and is left
 //! untouched; planted plaintext in every tree and upload file, a ciphertext with an extra
-//! stanza, a precise timestamp and garbage among token requests each fail, naming the tree
-//! and key (or file).
+//! stanza, a precise timestamp, garbage among token requests, a time of day on an upload
+//! file or folder and anything but empty epoch files in the spare pool each fail, naming
+//! the tree and key (or file).
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::fs::FileTimes;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{CleanStore, INSTITUTION, audit, clean_store, institution, snapshot, today};
+use common::{
+    CleanStore, INSTITUTION, audit, clean_store, copy_dir, institution, set_epoch, snapshot, today,
+};
 use peluit_audit::Place;
 use peluit_audit::findings::display_key;
-use peluit_audit::store::{StoreOptions, TREES, audit_store};
+use peluit_audit::store::{StoreAudit, StoreOptions, TREES, audit_store};
 use peluit_proto::envelope::{Answer, Report, seal_report};
 use peluit_proto::keys::SealIdentity;
 use peluit_proto::receipt::Receipt;
@@ -21,19 +26,6 @@ use peluit_proto::wordlist::Language;
 use peluit_store::{CiphertextStore, NewCase, PowHash};
 
 const TEXT: &[u8] = b"Nama pelapor: Budi Santoso, NIK 3174012304560001, kantor lantai 3. ";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 fn text_of_len(len: usize) -> Vec<u8> {
     TEXT.iter().copied().cycle().take(len).collect()
@@ -512,5 +504,301 @@ fn the_audited_trees_are_the_stores() {
     assert_eq!(
         peluit_store::SledStore::tree_names().collect::<Vec<_>>(),
         TREES.to_vec()
+    );
+}
+
+/// 2026-11-27 09:41:07 UTC: a time of day as a file system would record it.
+const MORNING: u64 = 1_795_772_467;
+
+fn morning() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(MORNING) + Duration::from_nanos(123_456_789)
+}
+
+/// `uploads/` and everything under it, with modification and access times.
+fn upload_times(data: &Path) -> Vec<(PathBuf, SystemTime, SystemTime)> {
+    let root = data.join("uploads");
+    let meta = std::fs::symlink_metadata(&root).unwrap();
+    let mut times = vec![(
+        root.clone(),
+        meta.modified().unwrap(),
+        meta.accessed().unwrap(),
+    )];
+    times.extend(
+        snapshot(&root)
+            .into_iter()
+            .map(|(path, _, modified, accessed)| (path, modified, accessed)),
+    );
+    times
+}
+
+fn file_findings(audit: &StoreAudit) -> Vec<(String, String)> {
+    audit
+        .findings
+        .iter()
+        .map(|f| match &f.place {
+            Place::File { path } => (path.clone(), f.why.clone()),
+            other => panic!("not a file finding: {other}: {}", f.why),
+        })
+        .collect()
+}
+
+/// The store keeps every upload file's and folder's times at the epoch
+/// (docs/storage.md#file-times); one time of day on any of them is exactly one finding,
+/// which says what to do and does not repeat the time.
+#[test]
+fn a_time_of_day_on_an_upload_file_or_folder_is_exactly_one_finding() {
+    let store = clean_store();
+    let copy = tempfile::tempdir().unwrap();
+    let pristine = copy.path().join("pristine");
+    copy_dir(&store.data(), &pristine);
+    assert!(
+        upload_times(&pristine)
+            .iter()
+            .all(|(_, m, a)| (*m, *a) == (UNIX_EPOCH, UNIX_EPOCH)),
+        "{:#?}",
+        upload_times(&pristine)
+    );
+    let audit = audit_store(&pristine, &options(&store)).unwrap();
+    assert!(audit.clean(), "{:#?}", audit.findings);
+
+    let file = format!("uploads/{INSTITUTION}/{}", store.attachment);
+    let folder = format!("uploads/{INSTITUTION}");
+    let cases = [
+        (file.as_str(), false, true, "a modification time of day"),
+        (folder.as_str(), true, false, "an access time of day"),
+        (
+            "uploads",
+            true,
+            true,
+            "a modification and an access time of day",
+        ),
+    ];
+    for (i, (rel, accessed, modified, which)) in cases.into_iter().enumerate() {
+        let data = copy.path().join(format!("case-{i}"));
+        copy_dir(&store.data(), &data);
+        let mut times = FileTimes::new();
+        if accessed {
+            times = times.set_accessed(morning());
+        }
+        if modified {
+            times = times.set_modified(morning());
+        }
+        let options_for = if rel == file {
+            std::fs::File::options().write(true).open(data.join(rel))
+        } else {
+            std::fs::File::open(data.join(rel))
+        };
+        options_for.unwrap().set_times(times).unwrap();
+
+        let audit = audit_store(&data, &options(&store)).unwrap();
+        let found = file_findings(&audit);
+        assert_eq!(found.len(), 1, "{rel}: {found:#?}");
+        let (path, why) = &found[0];
+        assert_eq!(path, rel);
+        assert!(why.starts_with(&format!("carries {which}")), "{why}");
+        assert!(why.contains("next start or hourly sweep"), "{why}");
+        for leaked in ["09:41", "2026-11-27", &MORNING.to_string(), "123456789"] {
+            assert!(!why.contains(leaked), "{why}");
+        }
+    }
+}
+
+/// Run twice, the audit reports the same, and every upload file and folder still carries
+/// the epoch: it read their times first and opened them with `O_NOATIME`.
+#[test]
+fn the_audit_run_twice_gives_the_same_result_and_leaves_every_time_at_the_epoch() {
+    let store = clean_store();
+    let data = store.data();
+    let before = upload_times(&data);
+    assert!(before.len() >= 4, "{before:#?}");
+    assert!(
+        before
+            .iter()
+            .all(|(_, m, a)| (*m, *a) == (UNIX_EPOCH, UNIX_EPOCH)),
+        "{before:#?}"
+    );
+    let first = audit_store(&data, &options(&store)).unwrap();
+    assert!(first.clean(), "{:#?}", first.findings);
+    assert!(first.notes.iter().all(|n| !n.contains("O_NOATIME")));
+    assert_eq!(upload_times(&data), before);
+    let second = audit_store(&data, &options(&store)).unwrap();
+    assert_eq!(
+        serde_json::to_value(&second).unwrap(),
+        serde_json::to_value(&first).unwrap()
+    );
+    assert_eq!(upload_times(&data), before);
+
+    // A plain read and a plain listing do set access times here, so the checks above
+    // would have seen an audit that did either.
+    let folder = data.join("uploads").join(INSTITUTION);
+    std::fs::read(folder.join(store.attachment.to_string())).unwrap();
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 2);
+    let after = upload_times(&data);
+    let accessed = |path: &Path| after.iter().find(|(p, _, _)| p == path).unwrap().2;
+    assert_ne!(
+        accessed(&folder.join(store.attachment.to_string())),
+        UNIX_EPOCH,
+        "this file system records no access times (noatime?): the test cannot see them"
+    );
+    assert_ne!(accessed(&folder), UNIX_EPOCH);
+    let third = audit_store(&data, &options(&store)).unwrap();
+    let found = file_findings(&third);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .all(|(_, why)| why.starts_with("carries an access time"))
+    );
+}
+
+/// The store's pool of spare upload files: a folder of empty files named by 32 lowercase
+/// hex digits, all at the epoch, passes; anything else in it is a finding naming it.
+#[test]
+fn a_spare_pool_of_empty_epoch_files_passes_and_anything_else_in_it_fails() {
+    let store = clean_store();
+    let copy = tempfile::tempdir().unwrap();
+    let data = copy.path().join("data");
+    copy_dir(&store.data(), &data);
+    let pool = data.join("uploads/.spare");
+    // The store keeps a pool of its own; the spares below join it.
+    if !pool.exists() {
+        std::fs::create_dir(&pool).unwrap();
+    }
+    let spares = [
+        "00112233445566778899aabbccddeeff",
+        "0123456789abcdef0123456789abcdef",
+    ];
+    for name in spares {
+        std::fs::File::create(pool.join(name)).unwrap();
+        set_epoch(&pool.join(name));
+    }
+    set_epoch(&pool);
+    set_epoch(&data.join("uploads"));
+    let audit = audit_store(&data, &options(&store)).unwrap();
+    assert!(audit.clean(), "{:#?}", audit.findings);
+
+    let planted = [
+        (
+            "0011223344556677889900aabbccddee",
+            b"x".as_slice(),
+            "a spare file of 1 bytes",
+        ),
+        ("00112233445566778899AABBCCDDEEFF", b"", "not a spare file"),
+        ("catatan.txt", TEXT, "not a spare file"),
+        ("abcdef", b"", "not a spare file"),
+    ];
+    for (name, bytes, _) in planted {
+        std::fs::write(pool.join(name), bytes).unwrap();
+        set_epoch(&pool.join(name));
+    }
+    let folder = "ffeeddccbbaa99887766554433221100";
+    std::fs::create_dir(pool.join(folder)).unwrap();
+    set_epoch(&pool.join(folder));
+    std::fs::File::options()
+        .write(true)
+        .open(pool.join(spares[1]))
+        .unwrap()
+        .set_times(FileTimes::new().set_modified(morning()))
+        .unwrap();
+    set_epoch(&pool);
+    let audit = audit_store(&data, &options(&store)).unwrap();
+    let mut expected: Vec<(String, &str)> = planted
+        .iter()
+        .map(|(name, _, why)| (format!("uploads/.spare/{name}"), *why))
+        .chain([
+            (format!("uploads/.spare/{folder}"), "not a spare file"),
+            (
+                format!("uploads/.spare/{}", spares[1]),
+                "carries a modification time of day",
+            ),
+        ])
+        .collect();
+    expected.sort();
+    let found = file_findings(&audit);
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for ((path, why), (rel, start)) in found.iter().zip(&expected) {
+        assert_eq!(path, rel);
+        assert!(why.starts_with(start), "{path}: {why}");
+    }
+
+    // The pool's own time dates when a spare was last taken, so it is checked too; and
+    // a pool that is not a folder is a finding.
+    std::fs::File::open(&pool)
+        .unwrap()
+        .set_times(FileTimes::new().set_modified(morning()))
+        .unwrap();
+    let audit = audit_store(&data, &options(&store)).unwrap();
+    assert!(
+        file_findings(&audit)
+            .iter()
+            .any(|(p, why)| p == "uploads/.spare" && why.starts_with("carries a modification")),
+        "{:#?}",
+        audit.findings
+    );
+    std::fs::remove_dir_all(&pool).unwrap();
+    std::fs::write(&pool, b"").unwrap();
+    set_epoch(&pool);
+    set_epoch(&data.join("uploads"));
+    let audit = audit_store(&data, &options(&store)).unwrap();
+    let found = file_findings(&audit);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0, "uploads/.spare");
+    assert!(found[0].1.starts_with("not a folder"), "{}", found[0].1);
+}
+
+/// An auditor who does not own the copy gets no `O_NOATIME`: the audit still runs, on
+/// plain opens, and says that its reads may have set access times, which a second audit
+/// of the same copy then reports. Needs root, to run the binary as another user.
+#[test]
+fn an_audit_by_another_user_falls_back_to_plain_opens_and_says_so() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::process::CommandExt as _;
+
+    let store = clean_store();
+    let copy = tempfile::tempdir().unwrap();
+    // What this process creates it owns: root, or the test cannot switch user.
+    assert_eq!(
+        std::fs::metadata(copy.path()).unwrap().uid(),
+        0,
+        "this test runs the auditor as `nobody`, which needs root"
+    );
+    let data = copy.path().join("data");
+    copy_dir(&store.data(), &data);
+    // Readable by everyone, owned by root; the modes change ctime only.
+    for (path, _, _, _) in snapshot(copy.path()) {
+        let mode = if path.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = upload_times(&data);
+    let run = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_peluit-audit"))
+            .args(["--json", "store"])
+            .arg(&data)
+            .uid(65534)
+            .gid(65534)
+            .env("TMPDIR", std::env::temp_dir())
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stdout)));
+        (output.status.code(), json)
+    };
+    let (status, first) = run();
+    assert_eq!(status, Some(0), "{first:#}");
+    let notes = first["store"]["notes"].to_string();
+    assert!(notes.contains("without O_NOATIME"), "{notes}");
+    assert_ne!(upload_times(&data), before, "plain reads set access times");
+
+    let (status, second) = run();
+    assert_eq!(status, Some(1), "{second:#}");
+    let findings = second["store"]["findings"].as_array().unwrap();
+    assert!(!findings.is_empty());
+    assert!(
+        findings.iter().all(|f| f["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("carries an access time")),
+        "{second:#}"
     );
 }

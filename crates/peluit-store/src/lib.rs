@@ -15,7 +15,7 @@ pub use model::{
     NewCase, NewFollowUp, NewReply, PowHash, SealedChunks, SealedMailboxMessage, SealedReplyBytes,
     StoredManifest, SubmittedCase, TokenHash, TokenRecord, UploadState,
 };
-pub use sled_store::{PIECE_LEN, SledOptions, SledStore};
+pub use sled_store::{PIECE_LEN, SPARE_UPLOAD_FILES, SledOptions, SledStore};
 
 /// Most chunks one [`CiphertextStore::append_upload_chunks`] or [`UploadSink::write`] call
 /// may carry (16 MiB of sealed STREAM chunks): bounds the size of one call.
@@ -204,7 +204,9 @@ pub trait CiphertextStore: Send + Sync {
     /// entry's change time with the moment of this call, so afterwards they all show this
     /// call's time instead of their own upload's (docs/storage.md#file-times). The server
     /// runs it hourly. An entry that vanishes meanwhile is skipped; one that fails is
-    /// logged and counted, and the rest go on. Changes no stored byte.
+    /// logged and counted, and the rest go on. Changes no stored byte. A backend that
+    /// starts upload files from a pool of spares, so that a file's birth time is not its
+    /// upload's (the sled store does), tops the pool up here first.
     fn reset_file_times(&self) -> Result<TimesReset>;
 }
 

@@ -12,7 +12,9 @@ use peluit_proto::ids::{InstitutionId, UploadId};
 use peluit_proto::keys::SigningKey;
 use peluit_proto::limits::SEALED_CHUNK_SIZE;
 use peluit_proto::sealed::{SealedChunk, SealedMessage};
-use peluit_store::{CiphertextStore, Error, ExportItem, NewCase, PowHash, SledStore};
+use peluit_store::{
+    CiphertextStore, Error, ExportItem, NewCase, PowHash, SPARE_UPLOAD_FILES, SledStore,
+};
 use sha2::{Digest, Sha256};
 
 fn inst() -> InstitutionId {
@@ -200,7 +202,8 @@ fn removals_and_abandoned_sessions_leave_files_and_folders_at_the_epoch() {
     assert_epoch(&folder(dir.path(), &inst()), "the folder after an expiry");
 }
 
-/// Every upload file and institution folder under `dir`, then the uploads root.
+/// Every upload file and institution folder under `dir`, every spare and the pool's
+/// folder, then the uploads root.
 fn every_entry(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for folder in std::fs::read_dir(root(dir)).unwrap() {
@@ -239,16 +242,28 @@ fn the_sweep_resets_every_upload_file_and_folder() {
         .into_iter()
         .filter(|path| !foreign.contains(path))
         .collect();
-    assert_eq!(entries.len(), 3 + 2 + 1);
+    // Three uploads took three spares.
+    assert_eq!(entries.len(), 3 + 2 + (SPARE_UPLOAD_FILES - 3) + 1 + 1);
     for path in &entries {
         stamp_now(path);
     }
     let digest = store.content_digest().unwrap();
 
     let reset = store.reset_file_times().unwrap();
-    assert_eq!((reset.reset, reset.failed), (entries.len(), 0));
+    // The sweep made three new spares first, and reset them too.
+    assert_eq!((reset.reset, reset.failed), (entries.len() + 3, 0));
     for path in &entries {
         assert_epoch(path, "an entry after the sweep");
+    }
+    // Listed only now: a listing sets the folder's access time.
+    let new_spares: Vec<PathBuf> = std::fs::read_dir(root(dir.path()).join(".spare"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| !entries.contains(path))
+        .collect();
+    assert_eq!(new_spares.len(), 3);
+    for path in &new_spares {
+        assert_epoch(path, "a spare made by the sweep");
     }
     for path in &foreign {
         assert_ne!(times(path).1, UNIX_EPOCH);
@@ -262,7 +277,10 @@ fn a_failed_reset_in_the_sweep_is_counted_and_the_sweep_goes_on() {
     let store = SledStore::open(dir.path()).unwrap();
     attached_upload(&store, 10, &bytes(10, 3000));
     attached_upload(&store, 11, &bytes(11, 3000));
+    // A first sweep refills the pool, so the next ones find the same entries.
+    store.reset_file_times().unwrap();
     let entries = every_entry(dir.path());
+    assert_eq!(entries.len(), 2 + 1 + SPARE_UPLOAD_FILES + 1 + 1);
     for path in &entries {
         stamp_now(path);
     }
@@ -321,6 +339,10 @@ fn a_failed_reset_refuses_the_append_and_changes_nothing() {
         );
         assert!(!file(dir.path(), &institution, upload).exists());
         assert_eq!(store.content_digest().unwrap(), digest);
+        assert_epoch(
+            &root(dir.path()).join(".spare"),
+            "the pool after a refused creation",
+        );
     }
     assert_epoch(
         &folder(dir.path(), &inst()),

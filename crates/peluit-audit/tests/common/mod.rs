@@ -4,10 +4,13 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::ffi::{OsStr, OsString};
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use peluit_proto::day::Day;
 use peluit_proto::envelope::{
@@ -29,6 +32,7 @@ use peluit_store::{
     CiphertextStore, ManifestBytes, NewCase, NewFollowUp, NewReply, PowHash, SealedReplyBytes,
     SledStore, TokenHash,
 };
+use rustix::fs::{Dir, Mode, OFlags};
 
 pub const INSTITUTION: &str = "itjen-uji";
 
@@ -309,29 +313,92 @@ pub fn sha(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
 }
 
-/// Every file under `dir` with its bytes and modification time: equal before and after
-/// means the audit wrote nothing.
-pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+/// One entry of a [`snapshot`]: path, SHA-256 of its bytes (of nothing for a folder),
+/// modification and access times.
+pub type Entry = (PathBuf, [u8; 32], SystemTime, SystemTime);
+
+/// Every file and folder under `dir` with its bytes' hash and its modification and access
+/// times, read as the audit reads (times first, then `O_NOATIME`), so taking it changes
+/// none: equal before and after means the audit wrote nothing and set no access time.
+pub fn snapshot(dir: &Path) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let entry = entry.unwrap();
-            let meta = entry.metadata().unwrap();
-            if meta.is_dir() {
-                stack.push(entry.path());
-                out.push((entry.path(), Vec::new(), meta.modified().unwrap()));
+        for name in list_unseen(&d) {
+            let path = d.join(name);
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let times = (meta.modified().unwrap(), meta.accessed().unwrap());
+            let bytes = if meta.is_dir() {
+                stack.push(path.clone());
+                Vec::new()
             } else {
-                out.push((
-                    entry.path(),
-                    std::fs::read(entry.path()).unwrap(),
-                    meta.modified().unwrap(),
-                ));
-            }
+                read_unseen(&path)
+            };
+            out.push((path, sha(&bytes), times.0, times.1));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// Copies a data directory as `cp -a` does for times: each copy gets its original's
+/// access and modification times, and the originals are read with `O_NOATIME`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let meta = std::fs::symlink_metadata(from).unwrap();
+    std::fs::create_dir_all(to).unwrap();
+    for name in list_unseen(from) {
+        let (source, target) = (from.join(&name), to.join(&name));
+        let times = std::fs::symlink_metadata(&source).unwrap();
+        if times.is_dir() {
+            copy_dir(&source, &target);
+        } else {
+            std::fs::write(&target, read_unseen(&source)).unwrap();
+            set_times(
+                &target,
+                times.accessed().unwrap(),
+                times.modified().unwrap(),
+            );
+        }
+    }
+    set_times(to, meta.accessed().unwrap(), meta.modified().unwrap());
+}
+
+/// Sets a file's or folder's access and modification times.
+pub fn set_times(path: &Path, accessed: SystemTime, modified: SystemTime) {
+    std::fs::File::open(path)
+        .unwrap()
+        .set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(accessed)
+                .set_modified(modified),
+        )
+        .unwrap();
+}
+
+/// Sets both times to the epoch, as the store does.
+pub fn set_epoch(path: &Path) {
+    set_times(path, UNIX_EPOCH, UNIX_EPOCH);
+}
+
+fn open_unseen(path: &Path, flags: OFlags) -> std::fs::File {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOATIME | flags;
+    std::fs::File::from(rustix::fs::open(path, flags, Mode::empty()).unwrap())
+}
+
+fn read_unseen(path: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    open_unseen(path, OFlags::empty())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+fn list_unseen(dir: &Path) -> Vec<OsString> {
+    Dir::new(open_unseen(dir, OFlags::DIRECTORY))
+        .unwrap()
+        .map(|entry| OsStr::from_bytes(entry.unwrap().file_name().to_bytes()).to_os_string())
+        .filter(|name| name != "." && name != "..")
+        .collect()
 }
 
 /// The real server, on its own runtime thread, until dropped.

@@ -1,5 +1,6 @@
 //! Sealed attachment bytes in append-only files beside the sled trees, one file per upload
-//! under its institution; sled records how many of a file's bytes are durable.
+//! under its institution, and the pool of spare files they start as; sled records how
+//! many of a file's bytes are durable.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, FileTimes, OpenOptions};
@@ -13,7 +14,7 @@ use std::time::UNIX_EPOCH;
 use peluit_proto::ids::{InstitutionId, UploadId};
 use peluit_proto::limits::SEALED_CHUNK_SIZE;
 use peluit_proto::sealed::SealedChunk;
-use rustix::fs::{AtFlags, CWD, Dir, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, CWD, Dir, Mode, OFlags, RenameFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
@@ -22,10 +23,19 @@ use crate::{Error, Result, TimesReset};
 /// The folder of the data directory that holds upload files (docs/storage.md#upload-files).
 pub(crate) const UPLOADS_DIR: &str = "uploads";
 
-/// `DIR/uploads/<institution>/<upload id, 32 lowercase hex digits>`.
+/// The folder of `uploads/` that holds the pool of spare files (docs/storage.md#spare-files).
+pub(crate) const SPARE_DIR: &str = ".spare";
+
+/// How many spare files the pool holds after each top-up: more uploads than this between
+/// two sweeps start as fresh files, with their own birth times.
+pub const SPARE_UPLOAD_FILES: usize = 64;
+
+/// `DIR/uploads/<institution>/<upload id, 32 lowercase hex digits>`, and the spares in
+/// `DIR/uploads/.spare/<32 random lowercase hex digits>`.
 #[derive(Debug)]
 pub(crate) struct UploadFiles {
     root: PathBuf,
+    spares: PathBuf,
     /// A test asked the next time reset to fail (`SledStore::dangerously_fail_next_time_reset`).
     fail_next_time_reset: AtomicBool,
 }
@@ -45,6 +55,7 @@ impl UploadFiles {
             sync_dir(dir)?;
         }
         Ok(Self {
+            spares: root.join(SPARE_DIR),
             root,
             fail_next_time_reset: AtomicBool::new(false),
         })
@@ -106,10 +117,11 @@ impl UploadFiles {
         self.institution_dir(institution).join(upload.to_string())
     }
 
-    /// Opens the upload's file for writing after its `durable` bytes, creating it (and
-    /// its institution's folder) with a durable directory entry if it is not there yet.
-    /// Bytes past `durable` were never acknowledged and are cut off. A file this call
-    /// created is removed again if the call fails, so a failed write changes nothing.
+    /// Opens the upload's file for writing after its `durable` bytes, making it (and its
+    /// institution's folder) with a durable directory entry if it is not there yet: from a
+    /// spare of the pool, so that its birth time is the pool's, or, with the pool empty, as
+    /// a fresh file. Bytes past `durable` were never acknowledged and are cut off. A file
+    /// this call made is removed again if the call fails, so a failed write changes nothing.
     pub(crate) fn open_append(
         &self,
         institution: &InstitutionId,
@@ -121,46 +133,154 @@ impl UploadFiles {
             // A new folder is an entry in the root: the root's times must not date it.
             let recorded = self
                 .reset_path_times(&self.root)
-                .map_err(Error::from)
                 .and_then(|()| sync_dir(&self.root));
             if let Err(error) = recorded {
                 // Taken away again, so that a retry creates it and resets the root.
                 if std::fs::remove_dir(&folder).is_ok() {
                     self.reset_folder_times_after_removal(&self.root);
                 }
-                return Err(error);
+                return Err(error.into());
             }
         }
         let path = folder.join(upload.to_string());
-        let (file, created) = match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => (file, false),
+        let (file, made) = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => (file, Made::No),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                let file = private_options().create_new(true).open(&path)?;
-                (file, true)
+                if self.take_spare(&path)? {
+                    match private_options().open(&path) {
+                        Ok(file) => (file, Made::FromSpare),
+                        Err(error) => {
+                            self.remove_made(&path, &folder, Made::FromSpare);
+                            return Err(error.into());
+                        }
+                    }
+                } else {
+                    let file = private_options().create_new(true).open(&path)?;
+                    (file, Made::Fresh)
+                }
             }
             Err(error) => return Err(error.into()),
         };
-        match self.prepare_append(&file, &folder, durable, created) {
+        match self.prepare_append(&file, &folder, durable, made) {
             Ok(()) => Ok(file),
             Err(error) => {
-                if created {
-                    drop(file);
-                    if std::fs::remove_file(&path).is_ok() {
-                        self.reset_folder_times_after_removal(&folder);
-                    }
-                }
+                drop(file);
+                self.remove_made(&path, &folder, made);
                 Err(error)
             }
         }
     }
 
-    fn prepare_append(
-        &self,
-        file: &File,
-        folder: &Path,
-        durable: u64,
-        created: bool,
-    ) -> Result<()> {
+    /// Takes a file this call made away again after a failure.
+    fn remove_made(&self, path: &Path, folder: &Path, made: Made) {
+        if made == Made::No {
+            return;
+        }
+        if std::fs::remove_file(path).is_ok() {
+            self.reset_folder_times_after_removal(folder);
+        }
+        if made == Made::FromSpare {
+            // The rename dated the pool's folder; a failed reset is left to the sweep.
+            self.reset_folder_times_after_removal(&self.spares);
+        }
+    }
+
+    /// Moves a spare to `path` (never over an existing file): the inode, and with it the
+    /// birth time of the pool's last top-up, becomes the upload's. Says whether it did;
+    /// an empty or unusable pool says no, and the caller makes a fresh file.
+    fn take_spare(&self, path: &Path) -> Result<bool> {
+        for name in self.spare_entries() {
+            let from = self.spares.join(&name);
+            if !is_spare(&name, &from) {
+                continue;
+            }
+            match rustix::fs::renameat_with(CWD, &from, CWD, path, RenameFlags::NOREPLACE) {
+                Ok(()) => return Ok(true),
+                // Another upload took this one meanwhile.
+                Err(Errno::NOENT) => continue,
+                // As `create_new` would: the upload's file appeared meanwhile.
+                Err(Errno::EXIST) => return Err(io::Error::from(Errno::EXIST).into()),
+                Err(error) => {
+                    tracing::warn!(
+                        error = %io::Error::from(error),
+                        "could not take a spare upload file; making a fresh one"
+                    );
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The names in the pool's folder; none when it is missing or not a real folder (the
+    /// sweep reports that).
+    fn spare_entries(&self) -> Vec<OsString> {
+        if !is_real_dir(&self.spares) {
+            return Vec::new();
+        }
+        sorted_entries(&self.spares).unwrap_or_default()
+    }
+
+    /// Fills the pool up to [`SPARE_UPLOAD_FILES`] empty files (mode 0600, epoch access and
+    /// modification times), creating its folder (mode 0700) if missing, with one folder
+    /// sync for the lot; returns how many it made. Entries that are not spares are left
+    /// alone and do not count. A pool path that is not a real folder is an error: uploads
+    /// then start as fresh files.
+    pub(crate) fn top_up_spares(&self) -> io::Result<usize> {
+        if create_private_dir(&self.spares)? {
+            sync_dir(&self.root)?;
+        }
+        if !is_real_dir(&self.spares) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "the pool of spare upload files is not a folder",
+            ));
+        }
+        let present = sorted_entries(&self.spares)?
+            .iter()
+            .filter(|name| is_spare(name, &self.spares.join(name)))
+            .count();
+        let mut made = 0;
+        let mut failure = None;
+        while present + made < SPARE_UPLOAD_FILES {
+            match self.make_spare() {
+                Ok(()) => made += 1,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if made > 0 {
+            sync_dir(&self.spares)?;
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(made),
+        }
+    }
+
+    fn make_spare(&self) -> io::Result<()> {
+        loop {
+            let name = hex::encode(rand::random::<[u8; 16]>());
+            match private_options()
+                .create_new(true)
+                .open(self.spares.join(name))
+            {
+                Ok(file) => {
+                    return file.set_times(
+                        FileTimes::new()
+                            .set_accessed(UNIX_EPOCH)
+                            .set_modified(UNIX_EPOCH),
+                    );
+                }
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn prepare_append(&self, file: &File, folder: &Path, durable: u64, made: Made) -> Result<()> {
         let len = file.metadata()?.len();
         if len < durable {
             return Err(Error::Corrupt("attachment"));
@@ -168,11 +288,19 @@ impl UploadFiles {
         if len > durable {
             file.set_len(durable)?;
         }
-        if created {
-            // The folder's times must not date the new file, and the file must still be
-            // there after a crash once sled records its length: one sync covers both.
+        if made != Made::No {
+            // The folders' times must not date the new file, and the file must still be
+            // there after a crash once sled records its length: one sync per folder covers
+            // both. A crash before sled records it leaves an upload file with nothing
+            // acknowledged, which recovery at open removes.
             self.reset_path_times(folder)?;
+            if made == Made::FromSpare {
+                self.reset_path_times(&self.spares)?;
+            }
             sync_dir(folder)?;
+            if made == Made::FromSpare {
+                sync_dir(&self.spares)?;
+            }
         }
         Ok(())
     }
@@ -183,7 +311,7 @@ impl UploadFiles {
             Ok(()) => {
                 let folder = self.institution_dir(institution);
                 self.reset_folder_times_after_removal(&folder);
-                sync_dir(&folder)
+                Ok(sync_dir(&folder)?)
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(error.into()),
@@ -237,12 +365,21 @@ impl UploadFiles {
         })
     }
 
-    /// Every upload file, in institution then id order. The store never makes any other
-    /// name here; one that someone else put there is left alone (an auditor reports it,
-    /// docs/storage.md#layout) with a warning that names no stored data.
+    /// Every upload file, in institution then id order; the pool of spares is not listed.
+    /// The store never makes any other name here; one that someone else put there is left
+    /// alone (an auditor reports it, docs/storage.md#layout) with a warning that names no
+    /// stored data.
     pub(crate) fn list(&self) -> Result<Vec<FoundFile>> {
         let mut found = Vec::new();
         for folder in sorted_entries(&self.root)? {
+            if folder == SPARE_DIR && is_real_dir(&self.spares) {
+                for name in sorted_entries(&self.spares)? {
+                    if !is_spare(&name, &self.spares.join(&name)) {
+                        tracing::warn!("a foreign entry sits in the pool of spare upload files");
+                    }
+                }
+                continue;
+            }
             let Some(institution) = institution_named(&folder).filter(|_| {
                 std::fs::symlink_metadata(self.root.join(&folder)).is_ok_and(|meta| meta.is_dir())
             }) else {
@@ -265,7 +402,8 @@ impl UploadFiles {
         Ok(found)
     }
 
-    /// Feeds every upload file's path, length and bytes, in order, to `hasher`.
+    /// Feeds every upload file's path, length and bytes, in order, to `hasher`; the pool of
+    /// spares is not part of it.
     pub(crate) fn digest_into(&self, hasher: &mut Sha256) -> Result<()> {
         let mut buffer = vec![0u8; 1 << 16];
         for found in self.list()? {
@@ -288,13 +426,14 @@ impl UploadFiles {
         Ok(())
     }
 
-    /// Every upload file, then every institution folder, then the uploads root: what the
-    /// sweep resets, and how many folders could not be listed (each one logged). Foreign
-    /// entries are left out, as in [`UploadFiles::list`]; a folder that vanished while
-    /// being listed is simply empty.
+    /// Every upload file, every spare, then every institution folder, the pool's folder,
+    /// then the uploads root: what the sweep resets, and how many folders could not be
+    /// listed (each one logged). Foreign entries are left out, as in [`UploadFiles::list`];
+    /// a folder that vanished while being listed is simply empty.
     pub(crate) fn sweep_paths(&self) -> (Vec<PathBuf>, usize) {
         let mut files = Vec::new();
         let mut folders = Vec::new();
+        let mut pool = Vec::new();
         let mut failed = 0;
         let mut listed = |folder: &Path| {
             sorted_entries(folder).unwrap_or_else(|error| {
@@ -316,7 +455,17 @@ impl UploadFiles {
             }
             folders.push(folder);
         }
+        if is_real_dir(&self.spares) {
+            for name in listed(&self.spares) {
+                let path = self.spares.join(&name);
+                if is_spare(&name, &path) {
+                    files.push(path);
+                }
+            }
+            pool.push(self.spares.clone());
+        }
         files.append(&mut folders);
+        files.append(&mut pool);
         files.push(self.root.clone());
         (files, failed)
     }
@@ -376,6 +525,29 @@ impl Iterator for FileChunks {
     }
 }
 
+/// How an append found its upload's file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Made {
+    /// It was there already.
+    No,
+    /// A spare of the pool became it.
+    FromSpare,
+    /// Created now, the pool being empty.
+    Fresh,
+}
+
+/// Whether the pool entry `name` at `path` is a spare: named as the store names them, an
+/// empty regular file (never followed if a symlink). Anything else there is foreign.
+fn is_spare(name: &OsStr, path: &Path) -> bool {
+    upload_named(name).is_some()
+        && std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() == 0)
+}
+
+/// Whether `path` is a folder itself, not a symlink to one.
+fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
+}
+
 /// The institution an uploads folder belongs to, if its name is exactly an id.
 fn institution_named(name: &OsStr) -> Option<InstitutionId> {
     name.to_str()
@@ -392,11 +564,11 @@ fn upload_named(name: &OsStr) -> Option<UploadId> {
 
 /// A folder's names, sorted. The folder is read with `O_NOATIME`, so listing it does not
 /// set its access time.
-fn sorted_entries(dir: &Path) -> Result<Vec<OsString>> {
+fn sorted_entries(dir: &Path) -> io::Result<Vec<OsString>> {
     let folder = match open_unseen(dir, OFlags::DIRECTORY) {
         Ok(folder) => folder,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(error),
     };
     let mut names = Vec::new();
     for entry in Dir::new(folder).map_err(io::Error::from)? {
@@ -436,19 +608,18 @@ fn private_options() -> OpenOptions {
 }
 
 /// Creates `dir` (mode 0700) if missing; says whether it did.
-fn create_private_dir(dir: &Path) -> Result<bool> {
+fn create_private_dir(dir: &Path) -> io::Result<bool> {
     use std::os::unix::fs::DirBuilderExt as _;
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(error) => Err(error.into()),
+        Err(error) => Err(error),
     }
 }
 
 /// Makes a folder's entries (files created, renamed or removed in it) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

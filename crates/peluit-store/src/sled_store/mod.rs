@@ -34,6 +34,7 @@ use crate::model::{
 use crate::{CiphertextStore, Error, Result, TimesReset, UploadSink};
 use commit::GroupCommit;
 use fair_lock::{FairGuard, FairLock};
+pub use files::SPARE_UPLOAD_FILES;
 use files::UploadFiles;
 use keys::{EXPORT_CURSOR, Key, PurgeTarget, TreeId, leading_id, split_institution};
 use read::{ExportReader, Trees};
@@ -139,7 +140,8 @@ impl SledStore {
     }
 
     /// Opens (or creates, mode 0700) the store in `dir`. Finishes deletions that a crash
-    /// interrupted before returning.
+    /// interrupted, then runs the hourly sweep of file times once (which fills the pool of
+    /// spare upload files), before returning.
     pub fn open_with(dir: impl AsRef<Path>, options: SledOptions) -> Result<Self> {
         let dir = dir.as_ref();
         create_private_dir(dir)?;
@@ -174,6 +176,15 @@ impl SledStore {
         store.commit.make_durable()?;
         store.finish_purges()?;
         store.recover_upload_files()?;
+        // An upgraded store loses its files' old times at its first start, not an hour
+        // later, and the first uploads find spares. Neither is worth refusing to start for.
+        let swept = store.sweep_file_times();
+        if swept.failed > 0 {
+            tracing::warn!(
+                failed = swept.failed,
+                "could not reset some upload files' times at open"
+            );
+        }
         Ok(store)
     }
 
@@ -209,7 +220,9 @@ impl SledStore {
 
     /// SHA-256 over every tree name, key and value, then every upload file's name, length
     /// and bytes, in order: equal digests mean equal stores. Tests use it to show that a
-    /// refused request changed nothing.
+    /// refused request changed nothing. The pool of spare upload files is outside it: a
+    /// write takes a spare, and a sweep or an open tops the pool up, without changing
+    /// what the store holds.
     pub fn content_digest(&self) -> Result<[u8; 32]> {
         let mut hasher = Sha256::new();
         for tree in TreeId::ALL {
@@ -398,6 +411,24 @@ impl SledStore {
             upload,
             offset,
         )
+    }
+
+    /// Tops up the pool of spare upload files, then resets the times of every upload file,
+    /// spare and folder (docs/storage.md#spare-files). A pool that cannot be topped up
+    /// counts as one failure; uploads then start as fresh files.
+    fn sweep_file_times(&self) -> TimesReset {
+        // No lock: a write meanwhile resets its own file's times when it commits, and a
+        // removal or a taken spare its folder's.
+        let topped_up = self.files.top_up_spares();
+        // Listed after the top-up, so the pool's folder is reset after its new entries.
+        let (paths, unlisted) = self.files.sweep_paths();
+        let mut outcome = self.files.reset_times_of(&paths);
+        outcome.failed += unlisted;
+        if let Err(error) = topped_up {
+            tracing::warn!(%error, "could not top up the pool of spare upload files");
+            outcome.failed += 1;
+        }
+        outcome
     }
 
     /// Brings upload files in line with the records after a crash: bytes past an upload's
@@ -1156,12 +1187,7 @@ impl CiphertextStore for SledStore {
     }
 
     fn reset_file_times(&self) -> Result<TimesReset> {
-        // No lock: a write meanwhile resets its own file's times when it commits, and a
-        // removal its folder's.
-        let (paths, unlisted) = self.files.sweep_paths();
-        let mut outcome = self.files.reset_times_of(&paths);
-        outcome.failed += unlisted;
-        Ok(outcome)
+        Ok(self.sweep_file_times())
     }
 }
 
