@@ -158,7 +158,17 @@ fn reading_an_upload_file_leaves_its_access_time_at_the_epoch() {
             }
         }
         assert!(read == content);
+        // Checked before the store closes: opening it again resets every time anyway.
+        assert_epoch(
+            &file(dir.path(), &inst(), upload),
+            "the file after export reads",
+        );
         store.content_digest().unwrap();
+        assert_epoch(
+            &file(dir.path(), &inst(), upload),
+            "the file after the digest",
+        );
+        assert_epoch(&folder(dir.path(), &inst()), "the folder after the digest");
         upload
     };
     // Opening lists every folder and file to recover them.

@@ -373,9 +373,20 @@ impl UploadFiles {
         let mut found = Vec::new();
         for folder in sorted_entries(&self.root)? {
             if folder == SPARE_DIR && is_real_dir(&self.spares) {
-                for name in sorted_entries(&self.spares)? {
-                    if !is_spare(&name, &self.spares.join(&name)) {
-                        tracing::warn!("a foreign entry sits in the pool of spare upload files");
+                // The pool is no part of what the store holds: a pool that cannot be read
+                // only goes unused, it never stops the store from opening.
+                match sorted_entries(&self.spares) {
+                    Ok(names) => {
+                        for name in names {
+                            if !is_spare(&name, &self.spares.join(&name)) {
+                                tracing::warn!(
+                                    "a foreign entry sits in the pool of spare upload files"
+                                );
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot list the pool of spare upload files");
                     }
                 }
                 continue;
