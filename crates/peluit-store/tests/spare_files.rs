@@ -353,3 +353,72 @@ fn a_pool_path_that_is_not_a_folder_disables_the_pool_and_uploads_go_on() {
         );
     }
 }
+
+/// First writes that start at the same moment each take a different spare (the rename is
+/// atomic; a loser moves on to the next), and sweeps running meanwhile neither fail nor
+/// disturb them.
+#[test]
+fn concurrent_first_writes_take_distinct_spares_while_sweeps_run() {
+    use std::sync::{Arc, Barrier};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let racers = SPARE_UPLOAD_FILES * 3 / 4;
+    let uploads: Vec<UploadId> = (0..racers)
+        .map(|_| store.create_upload(&inst(), 1000, day()).unwrap())
+        .collect();
+    let start = Arc::new(Barrier::new(racers));
+    let threads: Vec<_> = uploads
+        .iter()
+        .map(|&upload| {
+            let (store, start) = (store.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                store
+                    .append_upload(&inst(), upload, 0, &SealedChunk::new(vec![1; 10]))
+                    .unwrap();
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut inodes: Vec<u64> = uploads
+        .iter()
+        .map(|&upload| {
+            std::fs::metadata(file(dir.path(), &inst(), upload))
+                .unwrap()
+                .ino()
+        })
+        .collect();
+    inodes.sort_unstable();
+    inodes.dedup();
+    assert_eq!(inodes.len(), racers, "two uploads share a file");
+    assert_eq!(spares(dir.path()).len(), SPARE_UPLOAD_FILES - racers);
+
+    let more: Vec<UploadId> = (0..SPARE_UPLOAD_FILES / 4)
+        .map(|_| store.create_upload(&inst(), 1000, day()).unwrap())
+        .collect();
+    let sweeper = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for _ in 0..5 {
+                assert_eq!(store.reset_file_times().unwrap().failed, 0);
+            }
+        })
+    };
+    for &upload in &more {
+        store
+            .append_upload(&inst(), upload, 0, &SealedChunk::new(vec![2; 10]))
+            .unwrap();
+    }
+    sweeper.join().unwrap();
+    for upload in uploads.iter().chain(&more) {
+        assert_eq!(
+            std::fs::metadata(file(dir.path(), &inst(), *upload))
+                .unwrap()
+                .len(),
+            10
+        );
+    }
+}
