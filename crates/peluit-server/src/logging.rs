@@ -30,14 +30,12 @@ where
 
 /// Whatever `RUST_LOG` says, libraries log warnings and errors only: at debug and trace
 /// levels sled prints store keys (upload ids, hashes) and the HTTP stack prints request
-/// details. Peluit's own crates follow `RUST_LOG`.
+/// details. Peluit's own lines follow `RUST_LOG`: a target matches by prefix, so `peluit`
+/// covers the `peluit::http` request log and every `peluit_*` crate.
 fn dependency_cap() -> Targets {
     Targets::new()
         .with_default(Level::WARN)
         .with_target("peluit", Level::TRACE)
-        .with_target("peluit_server", Level::TRACE)
-        .with_target("peluit_store", Level::TRACE)
-        .with_target("peluit_proto", Level::TRACE)
 }
 
 #[cfg(test)]
@@ -61,6 +59,7 @@ mod tests {
             "peluit::http",
             "peluit_server::api",
             "peluit_store::sled_store",
+            "peluit_proto::seal",
         ] {
             assert!(cap.would_enable(target, &Level::TRACE), "{target}");
         }
